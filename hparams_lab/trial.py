@@ -1,0 +1,87 @@
+"""Trials: one set of hparams trained with one seed, and what came of it."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TrialStatus(enum.Enum):
+    """The statuses TensorBoard's HParams plugin knows (api_pb2.Status without STATUS_)."""
+
+    UNKNOWN = "UNKNOWN"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    RUNNING = "RUNNING"
+
+    def is_finished(self) -> bool:
+        return self in (TrialStatus.SUCCESS, TrialStatus.FAILURE)
+
+
+def _digest(payload: object) -> str:
+    # Compact, key-sorted JSON: the same scheme TensorBoard uses for session group names,
+    # so the id does not depend on the order hparams were given in.
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of the search space, trained with one seed (and, later, one repeat or fold)."""
+
+    hparams: dict[str, Any]
+    seed: int
+    repeat: int = 0
+    index: int = field(default=0, compare=False)  # position in the study, for display only
+
+    @property
+    def group(self) -> str:
+        """TensorBoard session group: trials with equal hparams aggregate there."""
+        return _digest(self.hparams)
+
+    @property
+    def id(self) -> str:
+        """Short, deterministic: the same hparams, seed and repeat always give the same id."""
+        return _digest({"hparams": self.hparams, "seed": self.seed, "repeat": self.repeat})[:12]
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one trial produced; ``metrics`` holds the declared summary metrics."""
+
+    trial: Trial
+    status: TrialStatus
+    metrics: dict[str, float] = field(default_factory=dict)
+    epochs: int = 0
+    wall_time_s: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.trial.id,
+            "group": self.trial.group,
+            "index": self.trial.index,
+            "hparams": self.trial.hparams,
+            "seed": self.trial.seed,
+            "repeat": self.trial.repeat,
+            "status": self.status.value,
+            "metrics": self.metrics,
+            "epochs": self.epochs,
+            "wall_time_s": round(self.wall_time_s, 3),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrialResult":
+        trial = Trial(data["hparams"], data["seed"], data.get("repeat", 0), data.get("index", 0))
+        return cls(
+            trial,
+            TrialStatus(data["status"]),
+            dict(data.get("metrics") or {}),
+            data.get("epochs", 0),
+            data.get("wall_time_s", 0.0),
+            data.get("error"),
+        )
