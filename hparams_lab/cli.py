@@ -1,0 +1,87 @@
+"""Command line: ``python run.py [study options]``, ``review``, ``tensorboard``.
+
+Only click and stdlib-light modules load here; a study imports its machinery (and
+TensorFlow) inside the command, so ``--help`` and ``review`` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+import click
+
+from hparams_lab.errors import UserError
+from hparams_lab.metrics import DEFAULT_METRIC
+from hparams_lab.strategies import STRATEGIES
+
+DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE = 20, 64
+
+
+def fail(message: str) -> None:
+    """A user's mistake: one line on stderr, exit code 2."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="random", show_default=True,
+              help="How trials are chosen from the space.")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Random: how many trials [default: 10]. Grid: run only the first N points.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds sampling, splits and training.")
+@click.option("--space", "space_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Search space file (.toml or .json) [default: the built-in digits MLP space].")
+@click.option("--dataset", default="digits", show_default=True,
+              help="digits, mnist, fashion_mnist, or a path to an .npz with x_train/y_train.")
+@click.option("--model", default="mlp", show_default=True,
+              help="mlp, cnn, or package.module:function(hparams, input_shape, n_classes).")
+@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_EPOCHS, show_default=True,
+              help="Epochs per trial (an 'epochs' hparam overrides it).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
+              help="Batch size (a 'batch_size' hparam overrides it).")
+@click.option("--patience", type=click.IntRange(min=0), default=None,
+              help="Stop a trial after N epochs without improving the ranked metric.")
+@click.option("--logdir", default="logs", show_default=True, type=click.Path(file_okay=True),
+              help="Root of all experiments; point TensorBoard here.")
+@click.option("--experiment", default=None, help="Experiment directory name [default: a timestamp].")
+@click.option("--metric", default=DEFAULT_METRIC, show_default=True, help="Metric that ranks trials.")
+@click.pass_context
+def main(ctx: click.Context, space_file: str | None, **options: object) -> None:
+    """Run a hyperparameter study of a Keras model, logged for TensorBoard's HParams dashboard.
+
+    With no command, runs a study (by default: random search over a small MLP on
+    scikit-learn's bundled digits, offline). Then open TensorBoard on the logdir, or
+    rank the trials with `review`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from hparams_lab.progress import ConsoleReporter, leaderboard
+    from hparams_lab.study import run_study
+
+    reporter = ConsoleReporter(
+        sys.stdout, metric=str(options["metric"]), epochs=int(options["epochs"]), live=sys.stdout.isatty()
+    )
+    try:
+        study = run_study(space_file, reporter=reporter, command=shlex.join(sys.argv), **options)
+    except UserError as err:
+        fail(str(err))
+    ranked = study.ranked()
+    n_ok = sum(r.status.value == "SUCCESS" for r in ranked)
+    click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded. Leaderboard by {study.metric}:")
+    click.echo(leaderboard(ranked, study.metric))
+    logdir = study.experiment_dir.parent
+    click.echo(f"\nLogs: {study.experiment_dir}")
+    click.echo(f"TensorBoard: tensorboard --logdir {shlex.quote(str(logdir))}   (or: python run.py tensorboard)")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("logdir", default="logs", type=click.Path(file_okay=False))
+@click.argument("tensorboard_args", nargs=-1, type=click.UNPROCESSED)
+def tensorboard(logdir: str, tensorboard_args: tuple[str, ...]) -> None:
+    """Start TensorBoard on LOGDIR (default: logs); extra arguments go to TensorBoard."""
+    if not os.path.isdir(logdir):
+        fail(f"logdir {logdir!r} does not exist; run a study first")
+    argv = [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, *tensorboard_args]
+    os.execv(sys.executable, argv)

@@ -1,0 +1,103 @@
+"""The CLI's user errors: one line on stderr, exit code 2, nothing written."""
+
+import pytest
+
+from hparams_lab.cli import main
+
+
+def invoke(runner, tmp_path, *args):
+    logdir = tmp_path / "logs"
+    result = runner.invoke(main, ["--logdir", str(logdir), *args])
+    return result, logdir
+
+
+def assert_user_error(result, logdir, message):
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not logdir.exists()
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "transformer"], "unknown model 'transformer'"),
+        (["--model", "no_such_module_xyz:build"], "no_such_module_xyz"),
+        (["--dataset", "imagenet"], "unknown data set 'imagenet'"),
+        (["--dataset", "missing.npz"], "missing.npz"),
+        (["--metric", "best_val_f1"], "--metric 'best_val_f1': unknown"),
+        (["--experiment", "a/b"], "experiment name 'a/b' is not allowed"),
+        (["--experiment", ".."], "experiment name '..' is not allowed"),
+        (["--trials", "0"], "Invalid value for '--trials'"),
+        (["--epochs", "0"], "Invalid value for '--epochs'"),
+        (["--strategy", "bayes"], "Invalid value for '--strategy'"),
+        (["--space", "nowhere.toml"], "does not exist"),
+    ],
+)
+def test_bad_flags(runner, tmp_path, args, message):
+    result, logdir = invoke(runner, tmp_path, *args)
+    assert_user_error(result, logdir, message)
+
+
+def test_own_errors_are_one_line(runner, tmp_path):
+    result, logdir = invoke(runner, tmp_path, "--model", "transformer")
+    assert_user_error(result, logdir, "Error: unknown model")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[hparams]\nunits = [", "not valid TOML"),
+        ("[hparams]\nunits = []", "hparam 'units': Discrete needs at least one value"),
+        ("[hparams.lr]\nmin = 0.0\nmax = 0.1\nlog = true", "hparam 'lr': RealInterval with log scale needs min > 0"),
+        ("[hparams]\nnum_unitz = [16, 32]", "num_unitz"),  # a typo must not silently do nothing
+        ("[hparams]\noptimizer = ['adam', 'adagrad']", "adagrad"),
+    ],
+)
+def test_bad_space_files(runner, tmp_path, text, message):
+    result, logdir = invoke(runner, tmp_path, "--space", write(tmp_path, "space.toml", text))
+    assert_user_error(result, logdir, message)
+
+
+def test_grid_needs_points(runner, tmp_path):
+    space = write(tmp_path, "space.toml", "[hparams.dropout]\nmin = 0.0\nmax = 0.5\n")
+    result, logdir = invoke(runner, tmp_path, "--strategy", "grid", "--space", space)
+    assert_user_error(result, logdir, "hparam 'dropout': RealInterval(0.0, 0.5) has no grid")
+
+
+def test_logdir_that_is_a_file(runner, tmp_path):
+    target = tmp_path / "logs"
+    target.write_text("not a directory")
+    result = runner.invoke(main, ["--logdir", str(target)])
+    assert result.exit_code == 2
+    assert "is a file, not a directory" in result.output
+    assert target.read_text() == "not a directory"
+
+
+def test_existing_experiment_is_refused(runner, tmp_path):
+    (tmp_path / "logs" / "exp1").mkdir(parents=True)
+    result = runner.invoke(main, ["--logdir", str(tmp_path / "logs"), "--experiment", "exp1"])
+    assert result.exit_code == 2
+    assert "experiment 'exp1' already exists" in result.output
+    assert list((tmp_path / "logs").iterdir()) == [tmp_path / "logs" / "exp1"]
+
+
+def test_help_lists_the_study_flags_and_commands(runner):
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for flag in ("--strategy", "--trials", "--seed", "--space", "--dataset", "--model", "--epochs",
+                 "--batch-size", "--patience", "--logdir", "--experiment", "--metric"):
+        assert flag in result.output
+    assert "tensorboard" in result.output
+
+
+def test_tensorboard_needs_an_existing_logdir(runner, tmp_path):
+    result = runner.invoke(main, ["tensorboard", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output

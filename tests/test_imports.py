@@ -1,0 +1,50 @@
+"""Paths that don't train never import TensorFlow (checked in a fresh interpreter)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+HEAVY = ("tensorflow", "keras")
+
+
+def loaded_heavy_modules(code: str) -> list[str]:
+    probe = code + "\nimport json, sys\nprint(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (HEAVY,)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_help_does_not_import_tensorflow():
+    code = (
+        "import sys\nsys.argv = ['run.py', '--help']\n"
+        "from hparams_lab.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
+    )
+    assert loaded_heavy_modules(code) == []
+
+
+def test_building_trials_and_writing_logs_do_not_import_tensorflow(tmp_path):
+    code = f"""
+from hparams_lab.study import DEFAULT_SPACE
+from hparams_lab.strategies import make_trials
+from hparams_lab.runner import run_trials
+from hparams_lab.data import check_dataset
+from hparams_lab.models import resolve_model, check_hparams
+from types import SimpleNamespace
+trials = make_trials("grid", DEFAULT_SPACE, seed=0, trials=None)
+check_dataset("digits")
+check_hparams(resolve_model("mlp"), DEFAULT_SPACE.names)
+fake = lambda trial, on_epoch: SimpleNamespace(history={{"val_accuracy": [0.5]}}, test=None, epochs=1)
+run_trials(trials[:2], fake, __import__("pathlib").Path({str(tmp_path)!r}))
+"""
+    assert loaded_heavy_modules(code) == []
+
+
+def test_run_py_help_exits_cleanly():
+    result = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "--strategy" in result.stdout
