@@ -1,0 +1,31 @@
+"""The README's Python example, run as written."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_example() -> str:
+    text = README.read_text()
+    match = re.search(r"<!-- api-example[^>]*-->\s*```python\n(.*?)```", text, re.S)
+    assert match, "README lost its api-example block"
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(readme_example(), "README.md", "exec"), namespace)
+    study = namespace["study"]
+    assert len(study.results) == 2
+    assert all(r.status.value == "SUCCESS" for r in study.results)
+    assert all(0.0 <= r.metrics["best_val_accuracy"] <= 1.0 for r in study.results)
+    assert study.experiment_dir == Path("logs") / "notebook-demo"
+    assert sorted(p.name for p in (tmp_path / "logs" / "notebook-demo").iterdir()) == sorted(
+        ["experiment.json"] + [r.trial.id for r in study.results]
+    )
+    assert "best:" in capsys.readouterr().out
