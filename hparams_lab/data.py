@@ -339,10 +339,10 @@ def _labels(name: str, y: np.ndarray, split: str) -> np.ndarray:
         bad = y if y.dtype.kind != "f" else y[~np.isfinite(y) | (y != np.round(y))]
         raise UserError(
             f"data set {name!r}: y_{split} must hold integer class labels 0..n-1, "
-            f"got dtype {y.dtype} (e.g. {bad.flat[0]!r})"
+            f"got dtype {y.dtype} (e.g. {bad.flat[0].item()!r})"
         )
     if len(y) and y.min() < 0:
         raise UserError(
-            f"data set {name!r}: y_{split} has label {y.min()!r}; labels must be >= 0"
+            f"data set {name!r}: y_{split} has label {y.min().item()}; labels must be >= 0"
         )
     return y.astype(np.int64)
