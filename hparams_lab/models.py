@@ -145,21 +145,39 @@ def _check_user_model(model: ModelSpec, built: Any, n_classes: int) -> None:
 
 def build_optimizer(hparams: Mapping[str, Any]) -> Any:
     """A Keras optimizer; only the hparams present are passed, the rest use Keras' defaults."""
+    name, kwargs = _optimizer_kwargs(hparams)
     import keras
 
+    cls = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
+           "rmsprop": keras.optimizers.RMSprop}[name]
+    return cls(**kwargs)
+
+
+def _optimizer_kwargs(hparams: Mapping[str, Any]) -> tuple[str, dict[str, float]]:
     name = hparams.get("optimizer", "adam")
     check_optimizer(name)
     kwargs = {"learning_rate": _real(hparams, "learning_rate", 1e-3, low=0.0, low_open=True)}
     for key in _OPTIMIZER_HPARAMS[name]:
         if hparams.get(key) is None:
             continue
-        if key == "weight_decay":
-            kwargs[key] = _real(hparams, key, None, low=0.0)
-        else:
-            kwargs[key] = _real(hparams, key, None, low=0.0, high=1.0)
-    cls = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
-           "rmsprop": keras.optimizers.RMSprop}[name]
-    return cls(**kwargs)
+        high = None if key == "weight_decay" else 1.0
+        kwargs[key] = _real(hparams, key, None, low=0.0, high=high)
+    return name, kwargs
+
+
+def check_hparam_values(model: ModelSpec, hparams: Mapping[str, Any]) -> None:
+    """Validate one trial's hparams without Keras, so a bad value fails before training.
+
+    Covers names (built-ins), numbers and types of the built-in models, and the
+    optimizer hparams; activation / initializer names are checked by Keras at build.
+    """
+    check_hparams(model, hparams)
+    _optimizer_kwargs(hparams)
+    for key in ("batch_size", "epochs"):
+        if key in hparams:
+            _int(hparams, key, None, low=1)
+    if model.builtin:
+        _CONFIGS[model.name](hparams)
 
 
 # --- hparam values ------------------------------------------------------------------
@@ -193,8 +211,8 @@ def _real(hp, name, default, *, low=None, high=None, low_open=False) -> float:
     ok = ok and (low is None or (value > low if low_open else value >= low))
     ok = ok and (high is None or value < high)
     if not ok:
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
-        hi = "" if high is None else f"< {high}"
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if high is None else f"< {high:g}"
         raise _bad(name, value, f"expected a number {' and '.join(filter(None, (lo, hi)))}")
     return float(value)
 
@@ -207,61 +225,87 @@ def _bool(hp: Mapping[str, Any], name: str, default: bool) -> bool:
     raise _bad(name, value, "expected true or false")
 
 
-def _keras_name(hp, name, default, getter) -> Any:
-    """An activation or initializer name that Keras knows."""
-    value = hp.get(name, default)
-    if not isinstance(value, str):
-        raise _bad(name, value, "expected a Keras name such as " + repr(default))
-    try:
-        return getter(value)
-    except (ValueError, TypeError) as exc:
-        raise _bad(name, value, f"Keras does not know it ({_one_line(exc)})") from exc
+def _names(hp: Mapping[str, Any]) -> dict[str, str]:
+    """activation / kernel_initializer: strings here; Keras checks the names at build."""
+    out = {}
+    for key, default in (("activation", "relu"), ("kernel_initializer", "glorot_uniform")):
+        out[key] = hp.get(key, default)
+        if not isinstance(out[key], str) or not out[key]:
+            raise _bad(key, out[key], f"expected a Keras name such as {default!r}")
+    return out
 
 
-def _layer_args(hp: Mapping[str, Any]) -> dict[str, Any]:
-    """Hparams shared by mlp and cnn layers."""
+def _keras_layer_args(config: Mapping[str, Any]) -> dict[str, str]:
     import keras
 
-    _keras_name(hp, "activation", "relu", keras.activations.get)
-    _keras_name(hp, "kernel_initializer", "glorot_uniform", keras.initializers.get)
-    return {
-        # names, not objects: one initializer object reused across layers warns in Keras 3
-        "activation": hp.get("activation", "relu"),
-        "kernel_initializer": hp.get("kernel_initializer", "glorot_uniform"),
-    }
+    for key, getter in (("activation", keras.activations.get),
+                        ("kernel_initializer", keras.initializers.get)):
+        try:
+            getter(config[key])
+        except (ValueError, TypeError) as exc:
+            raise _bad(key, config[key], f"Keras does not know it ({_one_line(exc)})") from exc
+    # Names, not objects: Keras 3 warns when one initializer object is shared by layers.
+    return {"activation": config["activation"], "kernel_initializer": config["kernel_initializer"]}
 
 
 def _units(hp: Mapping[str, Any]) -> int:
     if "units" in hp and "num_units" in hp:
         raise UserError(
             f"hyperparameters 'units' = {hp['units']!r} and 'num_units' = {hp['num_units']!r} "
-            "are the same setting; give only one"
+            "are the same setting (num_units is an alias); give only one"
         )
     key = "num_units" if "num_units" in hp else "units"
     return _int(hp, key, 64, low=1)
 
 
+def _dense_head(x: Any, config: Mapping[str, Any], n_hidden: int, n_classes: int) -> Any:
+    """n_hidden x Dense(units) [+Dropout] -> Dense(n_classes, softmax)."""
+    from keras import layers
+
+    args = _keras_layer_args(config)
+    for _ in range(n_hidden):
+        x = layers.Dense(config["units"], **args)(x)
+        if config["dropout"] > 0:
+            x = layers.Dropout(config["dropout"])(x)
+    return layers.Dense(
+        n_classes, activation="softmax", kernel_initializer=args["kernel_initializer"]
+    )(x)
+
+
 # --- built-in models ----------------------------------------------------------------
+
+
+def _mlp_config(hp: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        # extra_layer: the classic "one more hidden layer on/off" switch.
+        "n_hidden": _int(hp, "num_layers", 1, low=0) + _bool(hp, "extra_layer", False),
+        "units": _units(hp),
+        "dropout": _real(hp, "dropout", 0.0, low=0.0, high=1.0),
+        **_names(hp),
+    }
 
 
 def _build_mlp(hp: dict, input_shape: tuple[int, ...], n_classes: int) -> Any:
     """Flatten -> (num_layers [+1 if extra_layer]) x Dense(units) [+Dropout] -> softmax."""
+    config = _mlp_config(hp)
     import keras
-    from keras import layers
 
-    n_hidden = _int(hp, "num_layers", 1, low=0) + _bool(hp, "extra_layer", False)
-    units, dropout = _units(hp), _real(hp, "dropout", 0.0, low=0.0, high=1.0)
-    args = _layer_args(hp)
     inputs = keras.Input(shape=input_shape)
-    x = layers.Flatten()(inputs)
-    for _ in range(n_hidden):
-        x = layers.Dense(units, **args)(x)
-        if dropout > 0:
-            x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(
-        n_classes, activation="softmax", kernel_initializer=args["kernel_initializer"]
-    )(x)
+    x = keras.layers.Flatten()(inputs)
+    outputs = _dense_head(x, config, config["n_hidden"], n_classes)
     return keras.Model(inputs, outputs, name="mlp")
+
+
+def _cnn_config(hp: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "filters": _int(hp, "filters", 32, low=1),
+        "kernel_size": _int(hp, "kernel_size", 3, low=1),
+        "num_conv_layers": _int(hp, "num_conv_layers", 2, low=1),
+        "image_size": _int(hp, "image_size", None, low=2),
+        "units": _units(hp),
+        "dropout": _real(hp, "dropout", 0.0, low=0.0, high=1.0),
+        **_names(hp),
+    }
 
 
 def _build_cnn(hp: dict, input_shape: tuple[int, ...], n_classes: int) -> Any:
@@ -270,41 +314,37 @@ def _build_cnn(hp: dict, input_shape: tuple[int, ...], n_classes: int) -> Any:
     Conv layer i has filters * 2**i filters (the usual doubling as the image shrinks).
     Pooling is skipped once it would shrink the image below 2x2, so 8x8 digits work.
     """
-    import keras
-    from keras import layers
-
+    config = _cnn_config(hp)
     if len(input_shape) not in (2, 3):
         raise UserError(
             f"model 'cnn' needs images shaped (height, width) or (height, width, channels), "
             f"got input_shape {input_shape}; use mlp for flat features"
         )
-    filters, kernel_size = _int(hp, "filters", 32, low=1), _int(hp, "kernel_size", 3, low=1)
-    n_conv, image_size = _int(hp, "num_conv_layers", 2, low=1), _int(hp, "image_size", None, low=2)
-    units, dropout = _units(hp), _real(hp, "dropout", 0.0, low=0.0, high=1.0)
-    args = _layer_args(hp)
+    import keras
+    from keras import layers
 
     inputs = keras.Input(shape=input_shape)
     x = layers.Reshape((*input_shape, 1))(inputs) if len(input_shape) == 2 else inputs
     size = min(input_shape[:2])
-    if image_size is not None:
-        x = layers.Resizing(image_size, image_size)(x)
-        size = image_size
-    for i in range(n_conv):
-        x = layers.Conv2D(filters * 2**i, kernel_size, padding="same", **args)(x)
-        if (size + 1) // 2 >= 2:
+    if config["image_size"] is not None:
+        x = layers.Resizing(config["image_size"], config["image_size"])(x)
+        size = config["image_size"]
+    args = _keras_layer_args(config)
+    for i in range(config["num_conv_layers"]):
+        x = layers.Conv2D(config["filters"] * 2**i, config["kernel_size"], padding="same",
+                          **args)(x)
+        if (size + 1) // 2 >= 2:  # "same" pooling: ceil(size / 2)
             x = layers.MaxPooling2D(2, padding="same")(x)
             size = (size + 1) // 2
-    x = layers.Flatten()(x)
-    x = layers.Dense(units, **args)(x)
-    if dropout > 0:
-        x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(
-        n_classes, activation="softmax", kernel_initializer=args["kernel_initializer"]
-    )(x)
+    outputs = _dense_head(layers.Flatten()(x), config, 1, n_classes)
     return keras.Model(inputs, outputs, name="cnn")
 
 
 _BUILTINS: dict[str, tuple[Callable[..., Any], frozenset[str]]] = {
     "mlp": (_build_mlp, MLP_HPARAMS),
     "cnn": (_build_cnn, CNN_HPARAMS),
+}
+_CONFIGS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "mlp": _mlp_config,
+    "cnn": _cnn_config,
 }
