@@ -1,6 +1,7 @@
 """hparams_lab.models: resolving models, checking hparams, building models and optimizers."""
 
 import importlib
+import os
 import sys
 
 import numpy as np
@@ -133,7 +134,7 @@ def test_user_model_is_found_in_the_cwd(tmp_path, monkeypatch):
         assert resolve_model("cwd_model_mod:build").builder.__name__ == "build"
     finally:
         sys.modules.pop("cwd_model_mod", None)
-    assert str(tmp_path) in sys.path
+    assert os.getcwd() in sys.path
 
 
 # --- hparam names and values (no Keras) ---------------------------------------------------
