@@ -19,7 +19,7 @@ from hparams_lab import metrics as m
 from hparams_lab.data import check_dataset, load_dataset
 from hparams_lab.errors import UserError
 from hparams_lab.experiment import ExperimentRecord, check_experiment_name, find_experiments
-from hparams_lab.models import ModelSpec, check_hparams, check_optimizer, resolve_model
+from hparams_lab.models import ModelSpec, check_hparam_values, check_hparams, check_optimizer, resolve_model
 from hparams_lab.runner import Reporter, ranked, run_trials
 from hparams_lab.space import Discrete, HParam, RealInterval, Space
 from hparams_lab.strategies import make_trials
@@ -84,6 +84,8 @@ def run_study(
     _check_counts(epochs=epochs, batch_size=batch_size, patience=patience)
     planned = make_trials(strategy, space, seed=seed, trials=trials)
     model_spec = _resolve_model(model, space)
+    for trial in planned:  # bad values fail now, not after an hour of training
+        check_hparam_values(model_spec, trial.hparams)
     check_dataset(dataset)
     _check_metric(metric, has_test=True)
     experiment_dir = _new_experiment_dir(Path(logdir), experiment)

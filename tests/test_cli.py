@@ -58,6 +58,8 @@ def test_own_errors_are_one_line(runner, tmp_path):
         ("[hparams.lr]\nmin = 0.0\nmax = 0.1\nlog = true", "hparam 'lr': RealInterval with log scale needs min > 0"),
         ("[hparams]\nnum_unitz = [16, 32]", "num_unitz"),  # a typo must not silently do nothing
         ("[hparams]\noptimizer = ['adam', 'adagrad']", "adagrad"),
+        ("[hparams]\ndropout = [0.5, 1.5]", "dropout"),
+        ("[hparams]\nunits = ['many']", "units"),
     ],
 )
 def test_bad_space_files(runner, tmp_path, text, message):
