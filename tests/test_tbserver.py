@@ -1,7 +1,10 @@
 """A real TensorBoard, asked through its HParams HTTP API.
 
-These tests check the harness (tests/tbserver.py) on logs written the way
-TensorBoard's HParams tutorial writes them. Each server start takes 3-4 s.
+The first tests check the harness (tests/tbserver.py) on logs written the way
+TensorBoard's HParams tutorial writes them. The scenario tests document the
+TensorBoard behaviour our log layout relies on (DESIGN.md, on-disk layout):
+where the experiment config may live, how sessions group, which status a
+session shows. One server per scenario; each start takes about 3-4 s.
 """
 
 from __future__ import annotations
@@ -10,12 +13,18 @@ import os
 from pathlib import Path
 
 import pytest
+from tensorboard.plugins.hparams import summary_v2 as hp
+
+from tests import layouts
+from tests.tblogs import Run, write_config, write_run
 from tests.tbserver import (
     TensorBoardServer,
     group_hparams,
     group_metric_values,
+    groups_by_name,
     hparam_names,
     metric_names,
+    session_statuses,
 )
 
 pytestmark = pytest.mark.slow
@@ -126,3 +135,129 @@ def test_server_refuses_requests_outside_the_with_block(tmp_path):
     tb = TensorBoardServer(tmp_path)
     with pytest.raises(RuntimeError, match="not running"):
         tb.experiment()
+
+
+# -- the layout scenarios ---------------------------------------------------
+def _assert_complete(experiment, groups, exps):
+    """Every hparam, every metric and every session's values of `exps`."""
+    assert hparam_names(experiment) == set().union(*(layouts.hparam_names_of(e) for e in exps))
+    assert metric_names(experiment) == set().union(*(layouts.METRICS[e] for e in exps))
+    by_name = groups_by_name(groups)
+    expected = {g: v for e in exps for g, v in layouts.expected_values(e).items()}
+    assert by_name.keys() == expected.keys()
+    for exp in exps:
+        for run in layouts.RUNS[exp]:
+            group = by_name[run.group]
+            assert group_hparams(group) == run.hparams
+            assert group_metric_values(group) == pytest.approx(expected[run.group])
+
+
+def _serve(logdir, n_groups, exps, load_fast="auto"):
+    """Start a server, wait until each session has its experiment's metrics."""
+    with TensorBoardServer(logdir, load_fast=load_fast) as tb:
+        return tb.wait_for_sessions(
+            n_groups, metrics=lambda session: _metrics_of_session(session, exps))
+
+
+def _metrics_of_session(session_name: str, exps) -> set:
+    exp = session_name.split("/")[0] if len(exps) > 1 else exps[0]
+    return layouts.METRICS[exp]
+
+
+@pytest.fixture(scope="module")
+def root_union_logs(tmp_path_factory) -> Path:
+    return layouts.write_layout(tmp_path_factory.mktemp("b") / "logs", "root_union")
+
+
+@pytest.mark.parametrize("load_fast", ["auto", "false"])
+def test_root_union_config_whole_logdir_is_complete(root_union_logs, load_fast):
+    """(b) one config at logs/ declaring all hparams and metrics of both."""
+    experiment, groups = _serve(root_union_logs, 4, ("expA", "expB"), load_fast)
+    _assert_complete(experiment, groups, ("expA", "expB"))
+
+
+def test_root_union_config_single_experiment_is_inferred_completely(root_union_logs):
+    """(b) --logdir logs/expA sees no config: hparams and metrics are inferred."""
+    experiment, groups = _serve(root_union_logs / "expA", 2, ("expA",))
+    _assert_complete(experiment, groups, ("expA",))
+    infos = {info["name"]: info for info in experiment["hparamInfos"]}
+    # Inferred domains: strings discrete, numbers an interval over the values seen.
+    assert sorted(infos["optimizer"]["domainDiscrete"]) == ["adam", "sgd"]
+    assert infos["units"]["domainInterval"] == {"minValue": 16.0, "maxValue": 32.0}
+
+
+@pytest.mark.parametrize("view, n_groups, exps", [
+    ("", 4, ("expA", "expB")),
+    ("expA", 2, ("expA",)),
+])
+def test_no_config_anywhere_is_complete(tmp_path, view, n_groups, exps):
+    """(c) no config at all: both views infer everything."""
+    logs = layouts.write_layout(tmp_path / "logs", "none")
+    experiment, groups = _serve(logs / view, n_groups, exps)
+    _assert_complete(experiment, groups, exps)
+
+
+def test_config_per_experiment_loses_one_experiments_columns(tmp_path):
+    """(a) a config in each experiment dir: the whole-logdir view shows the
+    hparams and metrics of only one of them. Which one is not stable (the
+    data server picks either across restarts), so only 'one' is asserted."""
+    logs = layouts.write_layout(tmp_path / "logs", "per_experiment")
+    with TensorBoardServer(logs) as tb:
+        experiment, groups = tb.wait_for_sessions(
+            4, metrics=lambda _session: layouts.COMMON_METRICS)
+    shown = [e for e in ("expA", "expB") if hparam_names(experiment) == layouts.hparam_names_of(e)]
+    assert len(shown) == 1, hparam_names(experiment)
+    assert metric_names(experiment) == layouts.METRICS[shown[0]]
+    assert len(groups["sessionGroups"]) == 4
+
+
+def test_equal_group_names_aggregate_into_one_group(tmp_path):
+    """(d) sessions with the same hparams_pb trial_id form one session group
+    whose metric values are the sessions' average; without a trial_id, the
+    default (a hash of the hparams) groups equal hparams too."""
+    logs = tmp_path / "logs"
+    write_config(logs, [hp.HParam("units"), hp.HParam("seed")], [hp.Metric("best_val_accuracy")])
+    for name, units, seed, group, acc in [
+        ("r1", 16, 1, "g16", 0.6), ("r2", 16, 2, "g16", 0.8),    # repeats, own seed
+        ("r3", 32, 1, "g32", 0.7),
+        ("r4", 64, 1, None, 0.5), ("r5", 64, 1, None, 0.9),      # equal hparams, no id
+    ]:
+        write_run(logs / "exp", Run(name, {"units": units, "seed": seed}, group=group,
+                                    root={"best_val_accuracy": acc}))
+    with TensorBoardServer(logs) as tb:
+        _experiment, groups = tb.wait_for_sessions(3)
+    by_name = groups_by_name(groups)
+    assert [s["name"] for s in by_name["g16"]["sessions"]] == ["exp/r1", "exp/r2"]
+    assert group_metric_values(by_name["g16"]) == pytest.approx({("", "best_val_accuracy"): 0.7})
+    assert [s["name"] for s in by_name["g32"]["sessions"]] == ["exp/r3"]
+    (hashed,) = by_name.keys() - {"g16", "g32"}
+    assert [s["name"] for s in by_name[hashed]["sessions"]] == ["exp/r4", "exp/r5"]
+    # A group shows the hparams of one of its sessions (whichever TensorBoard
+    # met first): hparams that differ inside a group (seed) are not all shown.
+    assert group_hparams(by_name["g16"]) in ({"units": 16.0, "seed": 1.0}, {"units": 16.0, "seed": 2.0})
+
+
+def test_session_status_comes_from_session_end(tmp_path):
+    """(e) no session_end -> STATUS_UNKNOWN (not RUNNING); FAILURE is shown as
+    FAILURE, also for a crashed trial that logged no metric at all."""
+    logs = tmp_path / "logs"
+    write_config(logs, [hp.HParam("units")], [hp.Metric("best_val_accuracy")])
+    metrics = {"best_val_accuracy": 0.5}
+    for run in [
+        Run("ok", {"units": 1}, root=metrics, status="STATUS_SUCCESS"),
+        Run("failed", {"units": 2}, root=metrics, status="STATUS_FAILURE"),
+        Run("crashed", {"units": 3}, root={}, status="STATUS_FAILURE"),
+        Run("no_end", {"units": 4}, root=metrics, status=None),
+        Run("running", {"units": 5}, root=metrics, status="STATUS_RUNNING"),
+    ]:
+        write_run(logs / "exp", run)
+    with TensorBoardServer(logs) as tb:
+        _experiment, groups = tb.wait_for_sessions(
+            5, metrics=lambda s: set() if s.endswith("crashed") else {("", "best_val_accuracy")})
+    assert session_statuses(groups) == {
+        "exp/ok": "STATUS_SUCCESS",
+        "exp/failed": "STATUS_FAILURE",
+        "exp/crashed": "STATUS_FAILURE",
+        "exp/no_end": "STATUS_UNKNOWN",
+        "exp/running": "STATUS_RUNNING",
+    }
