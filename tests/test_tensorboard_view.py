@@ -122,6 +122,12 @@ def test_whole_logdir_view_shows_both_experiments(logs):
         experiment, groups = tb.wait_for_sessions(7, metrics=required)
     assert hparam_names(experiment) == A_HPARAMS | B_HPARAMS
     assert metric_names(experiment) == DECLARED
+    # Declared domains, not values seen: only the root union config can say this
+    # (seed 0's first three random trials all drew sgd).
+    assert {t["hparams"]["optimizer"] for t in a.values()} == {"sgd"}
+    infos = {info["name"]: info for info in experiment["hparamInfos"]}
+    assert sorted(infos["optimizer"]["domainDiscrete"]) == ["adam", "sgd"]
+    assert infos["learning_rate"]["domainInterval"] == {"minValue": 0.001, "maxValue": 0.01}
     statuses = session_statuses(groups)
     assert statuses == {name: "STATUS_" + t["status"] for name, t in prefixed.items()}
     for group in groups_by_name(groups).values():
