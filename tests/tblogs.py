@@ -1,60 +1,37 @@
 """Write TensorBoard HParams logs for tests, with tensorboard's pure-Python
-pieces only (no TensorFlow import): the proto builders of
+pieces and hparams_lab's own TF-free event files: the proto builders of
 `tensorboard.plugins.hparams.summary_v2` and `tensorboard.plugins.scalar.summary_v2`,
-and `RecordWriter` over a plain file.
-
-Not used: `tensorboard.summary.writer.event_file_writer.EventFileWriter`
-(imports TensorFlow for `tf.io.gfile` when TensorFlow is installed) and
-`tensorboard.plugins.hparams.summary.session_end_pb` (imports TensorFlow at
-module level and returns TensorFlow's Summary type). `session_end_summary`
-below builds the same record from `metadata` + `summary_pb2`.
+`hparams_lab.eventfile.EventFile` and `hparams_lab.writer.session_end_summary`
+(tensorboard's `session_end_pb` imports TensorFlow at module level).
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
-from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.plugins.scalar.summary_v2 import scalar_pb
-from tensorboard.summary.writer.record_writer import RecordWriter
 
-_file_counter = itertools.count()
+from hparams_lab import writer
+from hparams_lab.eventfile import EventFile
+from hparams_lab.trial import TrialStatus
 
 
 def write_events(directory, summaries: list[tuple[int, summary_pb2.Summary]]) -> Path:
     """Write one event file holding `(step, summary)` records into `directory`."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    name = "events.out.tfevents.%010d.%s.%d.%d" % (
-        now, socket.gethostname(), os.getpid(), next(_file_counter))
-    path = directory / name
-    with open(path, "wb") as f:
-        records = RecordWriter(f)
-        records.write(event_pb2.Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
-        for step, summary in summaries:
-            event = event_pb2.Event(wall_time=time.time(), step=step, summary=summary)
-            records.write(event.SerializeToString())
-    return path
+    events = EventFile(directory)
+    for step, summary in summaries:
+        events.write(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+    events.close()
+    return events.path
 
 
 def session_end_summary(status: str) -> summary_pb2.Summary:
     """The record of `hparams.summary.session_end_pb`, without TensorFlow."""
-    info = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(status), end_time_secs=time.time())
-    summary = summary_pb2.Summary()
-    summary.value.add(
-        tag=metadata.SESSION_END_INFO_TAG,
-        metadata=metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(session_end_info=info)),
-        tensor=metadata.NULL_TENSOR,
-    )
-    return summary
+    return writer.session_end_summary(TrialStatus(status.removeprefix("STATUS_")))
 
 
 def write_config(directory, hparams: list[hp.HParam], metrics: list[hp.Metric]) -> Path:
