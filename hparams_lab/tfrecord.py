@@ -158,7 +158,7 @@ def crc32c_many(chunks):
     import numpy as np
 
     lengths = np.array([len(chunk) for chunk in chunks], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    starts = np.cumsum(lengths) - lengths
     everything = np.frombuffer(b"".join(chunks) or b"\0", dtype=np.uint8)
     return _crc32c_spans(everything, starts, lengths).tolist()
 
