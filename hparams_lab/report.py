@@ -17,7 +17,8 @@ _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; font-size: 13px; margin-bottom: 1.5em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; white-space: nowrap; }
-th { background: #f2f2f2; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f2f2f2; position: sticky; top: 0; }
+div.board { max-height: 60vh; overflow: auto; display: inline-block; max-width: 100%; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
 """
 _COLUMNS = 3  # scatter plots per row
 
@@ -34,7 +35,8 @@ def build_report(rows, shown, logs, ranking, maximizes):
     parts = [f"<h1>{_text(title)}</h1>",
              f"<p>{len(rows)} run(s); ranked by <b>{_text(ranking.key if ranking else '(no metric)')}</b>"
              + (f" ({'higher' if ranking.maximize else 'lower'} is better)" if ranking else "") + "</p>",
-             "<h2>Leaderboard</h2>", _html_table(leaderboard_table(shown, logs, ranking, maximizes, complete=False))]
+             "<h2>Leaderboard</h2>",
+             f"<div class=\"board\">{_html_table(leaderboard_table(shown, logs, ranking, maximizes, complete=False))}</div>"]
     charted = [row for row in rows if ranking and ranking.value(row) is not None]
     if charted and logs.hparam_names:
         parts += ["<h2>Hparams and metric</h2>", _figure_html(_parallel_coordinates(charted, logs, ranking), True),
@@ -48,7 +50,7 @@ def build_report(rows, shown, logs, ranking, maximizes):
 
 def _text(value):
     """A logged value as inert HTML text (also what plotly gets: it renders entities as characters)."""
-    return html.escape(human(value), quote=True)
+    return html.escape(human(value), quote=False)  # plotly shows &quot; literally; quotes are inert here
 
 
 def _html_table(table):

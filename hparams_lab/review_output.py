@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 
 _MAX_CELL = 32  # characters of one text-table cell before it is cut with '…'
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = ("=", "+", "-", "@")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 
 
@@ -104,14 +104,18 @@ def to_markdown(table):
 
 
 def csv_cell(value):
-    """Numbers in full precision; text that a spreadsheet would run as a formula gets a leading '."""
+    """Numbers in full precision; text that a spreadsheet would run as a formula gets a leading '.
+
+    Control characters are escaped as in the terminal table (CSV gets printed
+    too); JSON is the format that keeps text exactly as logged.
+    """
     if value is None:
         return ""
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)
     if isinstance(value, (bool, int)):
         return str(value)
-    text = str(value)
+    text = visible(value)
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 

@@ -31,7 +31,9 @@ def leaderboard_table(rows, logs, ranking, maximizes, complete):
     other metrics' last values.
     """
     columns = _identity_columns(rows)
-    hparams = [(name, _hparam(name)) for name in logs.hparam_names]
+    taken = {name for name, _ in columns} | set(logs.metric_keys)
+    # An hparam named like a metric or a fixed column gets a prefix, so no two headers are equal.
+    hparams = [(f"hparam:{name}" if name in taken else name, _hparam(name)) for name in logs.hparam_names]
     epoch_keys = per_epoch_keys(logs.rows, logs.metric_keys)
     if complete or ranking is None:
         columns += hparams + [(key, _last(key)) for key in logs.metric_keys]

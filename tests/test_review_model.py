@@ -3,39 +3,17 @@
 import shutil
 
 import pytest
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import metadata
-from tensorboard.plugins.hparams import summary_v2 as hp
 
+import review_samples as samples
 import runner_style_logs as logs
 from hparams_lab import review, tfrecord
 from hparams_lab.errors import UserError
 
-SPACE = {"num_units": [16, 32], "optimizer": ["adam", "sgd"], "dropout": [0.0, 0.5], "batch_norm": [True, False]}
-
-
-def curves(accuracy, loss):
-    return {"train": {"accuracy": [a - 0.05 for a in accuracy], "loss": [x + 0.1 for x in loss]},
-            "validation": {"accuracy": accuracy, "loss": loss}}
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """logs/ with the union config, experiment 'alpha' (3 trials) and 'beta' (1 trial)."""
-    root = tmp_path_factory.mktemp("logs")
-    logs.write_union_config(root, SPACE)
-    alpha, beta = root / "alpha", root / "beta"
-    logs.write_experiment_json(alpha, SPACE, metric="best_val_accuracy")
-    logs.write_experiment_json(beta, SPACE, metric="best_val_accuracy")
-    logs.write_trial(alpha, "t1", {"num_units": 16, "optimizer": "adam", "dropout": 0.5, "batch_norm": True},
-                     curves([0.5, 0.75, 0.625], [1.0, 0.5, 0.75]))
-    logs.write_trial(alpha, "t2", {"num_units": 32, "optimizer": "sgd", "dropout": 0.0, "batch_norm": False},
-                     curves([0.25, 0.875], [2.0, 0.25]))
-    logs.write_trial(alpha, "t3", {"num_units": 32, "optimizer": "adam", "dropout": 0.0, "batch_norm": True},
-                     None, status="FAILURE")
-    logs.write_trial(beta, "u1", {"num_units": 16, "optimizer": "sgd", "dropout": 0.5, "batch_norm": False},
-                     curves([0.5], [1.5]))
-    return root
+    return samples.write_small_study(tmp_path_factory.mktemp("logs"))
 
 
 def by_run(loaded):
@@ -76,7 +54,7 @@ def test_metrics_last_values_with_groups_and_best_with_step(study):
     assert t1.series["validation/epoch_loss"].best(maximize=False) == (0.5, 1)
     assert t1.series["best_val_accuracy"].last_step == 3  # written once, at the number of epochs
     assert loaded.metric_keys[:4] == ["best_val_accuracy", "best_val_loss", "final_val_accuracy", "final_val_loss"]
-    assert loaded.hparam_names == list(SPACE)  # the config's order
+    assert loaded.hparam_names == list(samples.SPACE)  # the config's order
     assert loaded.declared_metric == "best_val_accuracy"
 
 
@@ -89,19 +67,9 @@ def test_one_experiment_alone_is_named_after_its_directory(study):
     assert [(row.experiment, row.run, row.trial_id) for row in loaded.rows] == [("beta", "u1", "u1")]
 
 
-def write_session(run_dir, hparams, scalars=(), end_status=None, group="g"):
-    """A hand-made run: session start, (tag, step, value) scalars as simple values, optional end."""
-    events = [event_pb2.Event(summary=hp.hparams_pb(hparams, trial_id=group))]
-    events += [logs.summary_event([summary_pb2.Summary.Value(tag=tag, simple_value=value)], step=step)
-               for tag, step, value in scalars]
-    if end_status:
-        events.append(logs.session_end_event(end_status))
-    logs.write_events(run_dir, events)
-
-
 def test_nested_sessions_at_any_depth_and_status_unknown_without_end(tmp_path):
-    write_session(tmp_path / "a" / "b" / "c" / "run", {"x": 1.5}, [("score", 1, 0.5)])
-    write_session(tmp_path / "a" / "other", {"x": 2.5}, [("score", 1, 0.25)], end_status="RUNNING")
+    samples.write_session(tmp_path / "a" / "b" / "c" / "run", {"x": 1.5}, [("score", 1, 0.5)])
+    samples.write_session(tmp_path / "a" / "other", {"x": 2.5}, [("score", 1, 0.25)], end_status="RUNNING")
     rows = by_run(review.load(tmp_path))
     assert rows["a/b/c/run"].status == "UNKNOWN"
     assert rows["a/other"].status == "RUNNING"
@@ -112,7 +80,7 @@ def test_nested_sessions_at_any_depth_and_status_unknown_without_end(tmp_path):
 
 def test_several_event_files_in_one_run_merge_in_file_order(tmp_path):
     run = tmp_path / "run"
-    write_session(run, {"x": 1.0}, [("score", 0, 0.5), ("score", 1, 0.9)])
+    samples.write_session(run, {"x": 1.0}, [("score", 0, 0.5), ("score", 1, 0.9)])
     logs.write_events(run, [logs.summary_event([summary_pb2.Summary.Value(tag="score", simple_value=0.7)], step=2)])
     (row,) = review.load(tmp_path).rows
     assert row.series["score"].last == pytest.approx(0.7)
@@ -121,8 +89,8 @@ def test_several_event_files_in_one_run_merge_in_file_order(tmp_path):
 
 
 def test_scalars_of_a_subrun_that_is_itself_a_session_stay_with_it(tmp_path):
-    write_session(tmp_path / "outer", {"x": 1.0}, [("score", 1, 0.1)])
-    write_session(tmp_path / "outer" / "inner", {"x": 2.0}, [("score", 1, 0.2)])
+    samples.write_session(tmp_path / "outer", {"x": 1.0}, [("score", 1, 0.1)])
+    samples.write_session(tmp_path / "outer" / "inner", {"x": 2.0}, [("score", 1, 0.2)])
     rows = by_run(review.load(tmp_path))
     assert rows["outer"].metrics == {"score": pytest.approx(0.1)}
     assert rows["outer/inner"].metrics == {"score": pytest.approx(0.2)}
