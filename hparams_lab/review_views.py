@@ -74,7 +74,7 @@ def leaderboard_json(rows, logs, maximizes):
     """The documented JSON: hparams as logged, last metric values, best of per-epoch metrics."""
     epoch_keys = set(per_epoch_keys(logs.rows, logs.metric_keys))
     return [{"experiment": row.experiment, "run": row.run, "trial_id": row.trial_id, "status": row.status,
-             "hparams": dict(row.hparams),
+             "hparams": {name: row.hparams[name] for name in logs.hparam_names if name in row.hparams},
              "metrics": {key: series.last for key, series in row.series.items()},
              "best": {key: dict(zip(("value", "step"), series.best(maximizes(key))))
                       for key, series in row.series.items() if key in epoch_keys}}
