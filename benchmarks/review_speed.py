@@ -35,13 +35,15 @@ def review_command(logdir):
     return [sys.executable, "-m", "hparams_lab.cli_review", str(logdir), "--top", "10"]
 
 
-# tbparse reads the same runs into a DataFrame: every scalar event with its run dir, plus hparams.
+# tbparse reads the same runs into DataFrames: every scalar point with its run dir, and the
+# hparams. TF2 scalars are tensor summaries, which tbparse lists under .tensors (its .scalars
+# holds TF1 simple values, none here). Building a leaderboard from these would take more pandas.
 TBPARSE = """
 import sys
 from tbparse import SummaryReader
-reader = SummaryReader(sys.argv[1], extra_columns={"dir_name", "wall_time"})
-scalars, hparams = reader.scalars, reader.hparams
-print(len(scalars), "scalar rows,", len(hparams), "hparam rows")
+reader = SummaryReader(sys.argv[1], extra_columns={"dir_name"})
+scalars, hparams = reader.tensors, reader.hparams
+print(f"tbparse: {len(scalars)} scalar rows, {len(hparams)} hparam rows")
 """
 
 
