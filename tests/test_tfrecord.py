@@ -107,3 +107,14 @@ def test_garbage_length_running_past_the_end_is_corruption_not_truncation(tmp_pa
     (read,) = tfrecord.read_record_files([path])
     assert read.records == []
     assert "bad length checksum at byte 0" in read.warning
+
+
+def test_large_records_and_many_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(tfrecord, "_BATCH_BYTES", 1000)  # force several read batches
+    large = [random.Random(2).randbytes(200_000), b"small"]
+    paths = [write_records(tmp_path / f"events.{i}", large if i == 1 else some_records(30, seed=i))
+             for i in range(4)]
+    files = tfrecord.read_record_files(paths)
+    assert files[1].records == large
+    assert [f.records for f in files[::2]] == [some_records(30, seed=0), some_records(30, seed=2)]
+    assert all(f.warning is None for f in files)
