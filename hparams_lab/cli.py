@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from hparams_lab.cli_review import review
 from hparams_lab.errors import UserError
 from hparams_lab.metrics import DEFAULT_METRIC
 from hparams_lab.strategies import STRATEGIES
@@ -74,6 +75,9 @@ def main(ctx: click.Context, space_file: str | None, **options: object) -> None:
     logdir = study.experiment_dir.parent
     click.echo(f"\nLogs: {study.experiment_dir}")
     click.echo(f"TensorBoard: tensorboard --logdir {shlex.quote(str(logdir))}   (or: python run.py tensorboard)")
+
+
+main.add_command(review)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

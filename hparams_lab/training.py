@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import sys
 import tempfile
@@ -119,7 +120,7 @@ def train_trial(
 
 
 def _callbacks(keras: Any, settings: TrainSettings, on_epoch: EpochCallback | None) -> list:
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    callbacks = [_epoch_watch(keras, on_epoch)]
     if settings.patience is not None:
         mode = "min" if "loss" in settings.monitor else "max"
         callbacks.append(
@@ -130,6 +131,22 @@ def _callbacks(keras: Any, settings: TrainSettings, on_epoch: EpochCallback | No
                 restore_best_weights=True,
             )
         )
-    if on_epoch is not None:
-        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, logs or {})))
     return callbacks
+
+
+def _epoch_watch(keras: Any, on_epoch: EpochCallback | None) -> Any:
+    """Reports each epoch and stops on a NaN/inf loss.
+
+    Epoch-level on purpose: a per-batch hook (keras' TerminateOnNaN) makes Keras
+    fetch the logs after every step, which slows small models noticeably.
+    """
+
+    class EpochWatch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+            logs = logs or {}
+            if on_epoch is not None:
+                on_epoch(epoch, logs)
+            if not math.isfinite(float(logs.get("loss", 0.0))):
+                self.model.stop_training = True
+
+    return EpochWatch()
