@@ -42,6 +42,8 @@ def fail(message: str) -> None:
               help="Epochs per trial (an 'epochs' hparam overrides it).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
               help="Batch size (a 'batch_size' hparam overrides it).")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=None,
+              help="Cap every trial's epochs, an 'epochs' hparam too (quick smoke runs).")
 @click.option("--patience", type=click.IntRange(min=0), default=None,
               help="Stop a trial after N epochs without improving the ranked metric.")
 @click.option("--logdir", default="logs", show_default=True, type=click.Path(file_okay=True),

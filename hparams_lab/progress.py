@@ -7,6 +7,7 @@ import shutil
 import time
 from typing import Any, Mapping, Sequence, TextIO
 
+from hparams_lab.groups import by_group
 from hparams_lab.metrics import std_of
 from hparams_lab.trial import Trial, TrialResult, TrialStatus
 
@@ -111,11 +112,8 @@ def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10) -> s
 
 def _group_rows(results: Sequence[TrialResult]) -> list[tuple]:
     """One row per session group, in the given (ranked) order: (first member, label, status, epochs, time)."""
-    groups: dict[str, list[TrialResult]] = {}
-    for result in results:
-        groups.setdefault(result.trial.group, []).append(result)
     rows = []
-    for members in groups.values():
+    for members in by_group(results).values():
         ok = all(r.status is TrialStatus.SUCCESS for r in members)
         rows.append((
             members[0],

@@ -21,6 +21,7 @@ from hparams_lab.writer import (
     RunWriter,
     scalars_summary,
     session_end_summary,
+    session_group,
     session_start_summary,
 )
 
@@ -78,7 +79,7 @@ def run_trial(trial: Trial, train: TrainFn, run_dir: Path, reporter: Reporter) -
     started = time.time()
     run_dir.mkdir(parents=True, exist_ok=False)
     with RunWriter(run_dir) as writer:
-        writer.write(session_start_summary(trial, started))
+        writer.write(session_start_summary(trial, session_group(run_dir.parent.name, trial), started))
         writer.flush()
 
         def on_epoch(epoch: int, logs: Mapping[str, float]) -> None:

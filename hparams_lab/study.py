@@ -72,6 +72,7 @@ def run_study(
     epochs: int = 20,
     batch_size: int = 64,
     patience: int | None = None,
+    max_epochs: int | None = None,
     repeats: int = 1,
     cv: int | None = None,
     metric: str | None = None,
@@ -94,7 +95,8 @@ def run_study(
 
     reporter = reporter or SilentReporter()
     space = _resolve_space(space)
-    _check_counts(epochs=epochs, batch_size=batch_size, patience=patience, repeats=repeats, cv=cv)
+    _check_counts(epochs=epochs, batch_size=batch_size, patience=patience, max_epochs=max_epochs,
+                  repeats=repeats, cv=cv)
     if repeats > 1 and cv is not None:
         raise UserError("choose --repeats or --cv, not both")
     group_prefix = groups.prefix(repeats, cv)
@@ -118,7 +120,7 @@ def run_study(
     planned = _expand(base, repeats, cv)
     summary = m.summary_names(has_test)
     aggregates = groups.aggregate_names(summary, group_prefix) if group_prefix is not None else []
-    settings = TrainSettings(epochs, batch_size, patience, monitor="val_" + metric.rsplit("_", 1)[-1])
+    settings = TrainSettings(epochs, batch_size, patience, "val_" + metric.rsplit("_", 1)[-1], max_epochs)
     record = ExperimentRecord(
         name=experiment_dir.name,
         space=space.to_dict(),
@@ -129,7 +131,8 @@ def run_study(
         model=model_spec.name,
         metric=metric,
         metrics=[x.to_json() for x in [m.Metric(name) for name in aggregates] + m.declared_metrics(has_test)],
-        settings={"epochs": epochs, "batch_size": batch_size, "patience": patience, "repeats": repeats, "cv": cv},
+        settings={"epochs": epochs, "batch_size": batch_size, "patience": patience, "max_epochs": max_epochs,
+                  "repeats": repeats, "cv": cv},
         versions=_versions(),
         command=command,
         created=dt.datetime.now().isoformat(timespec="seconds"),

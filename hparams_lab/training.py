@@ -30,6 +30,7 @@ class TrainSettings:
     batch_size: int = 64
     patience: int | None = None  # early stopping on the monitored validation metric
     monitor: str = "val_accuracy"
+    max_epochs: int | None = None  # caps every trial, an 'epochs' hparam too (quick runs)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def train_trial(
 
     hparams = dict(trial.hparams)
     epochs = int(hparams.get("epochs", settings.epochs))
+    if settings.max_epochs is not None:
+        epochs = min(epochs, settings.max_epochs)
     batch_size = int(hparams.get("batch_size", settings.batch_size))
 
     model = build_model(model_spec, hparams, dataset.input_shape, dataset.n_classes)

@@ -16,7 +16,7 @@ from hparams_lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for ext in ("toml", "json") for p in (ROOT / "examples").glob(f"*.{ext}"))
-QUICK = ["--dataset", "digits", "--epochs", "1", "--trials", "2"]
+QUICK = ["--dataset", "digits", "--epochs", "1", "--max-epochs", "1", "--trials", "2"]
 OFFLINE = {"digits"}  # data sets a test can always load
 
 
@@ -140,13 +140,13 @@ def test_example_runs(runner, tmp_path, monkeypatch, example):
             print(f"{example.name}: runs on digits here, not {dataset} (the test must work offline)")
         result = runner.invoke(main, [*args, *QUICK, "--logdir", str(logdir)])
         assert result.exit_code == 0, result.output
-        assert "2/2 trials succeeded" in result.output, result.output
+        runs = 2 * int(option(args, "--cv") or 1) * int(option(args, "--repeats") or 1)
+        assert f"{runs}/{runs} trials succeeded" in result.output, result.output
         experiment_dir = logdir / option(args, "--experiment")
         assert (experiment_dir / "experiment.json").is_file()
         trials = trial_records(experiment_dir)
-        assert [t["status"] for t in trials] == ["SUCCESS", "SUCCESS"]
-        # An 'epochs' hparam in the space file would override --epochs and slow every run.
-        assert [t["epochs"] for t in trials] == [1, 1]
+        assert [t["status"] for t in trials] == ["SUCCESS"] * runs
+        assert [t["epochs"] for t in trials] == [1] * runs  # --max-epochs caps 'epochs' hparams too
         written[experiment_dir.name] = [t["id"] for t in trials]
     for paths in reviews():
         names = [p[len("logs/"):] for p in paths]

@@ -130,6 +130,8 @@ def test_whole_logdir_view_shows_both_experiments(logs):
     assert infos["learning_rate"]["domainInterval"] == {"minValue": 0.001, "maxValue": 0.01}
     statuses = session_statuses(groups)
     assert statuses == {name: "STATUS_" + t["status"] for name, t in prefixed.items()}
+    # Session groups are scoped to their experiment: equal hparams elsewhere never merge in.
+    assert {name.split("/")[0] for name in groups_by_name(groups)} == {"A", "B"}
     for group in groups_by_name(groups).values():
         (session,) = group["sessions"]
         trial = prefixed[session["name"]]
