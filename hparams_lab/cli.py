@@ -53,6 +53,8 @@ def fail(message: str) -> None:
               help="Train each trial R times (seeds seed..seed+R-1); rank by the mean.")
 @click.option("--cv", type=click.IntRange(min=2), default=None,
               help="Stratified K-fold cross-validation per trial; rank by the mean over folds.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trials at once, each in its own process with its share of the CPU threads.")
 @click.option("--overwrite", is_flag=True, help="Start an existing --experiment over (its runs are deleted).")
 @click.option("--metric", default=None,
               help=f"Metric that ranks trials [default: {DEFAULT_METRIC}; mean_{DEFAULT_METRIC} with "

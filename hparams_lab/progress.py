@@ -54,6 +54,7 @@ class ConsoleReporter:
         self._status(f"{self._prefix(trial)} epoch {epoch + 1}/{epochs}{shown} {elapsed:.1f}s")
 
     def trial_finished(self, result: TrialResult, position: int, total: int) -> None:
+        self._position, self._total = position, total  # parallel runs report only here
         value = result.metrics.get(self.metric)
         outcome = (
             f"{self.metric}={format_value(value)}"

@@ -84,14 +84,20 @@ def trial_id_of(run_dir: Path) -> str:
     return run_dir.name.split(".", 1)[0]
 
 
-def close_cut_off(run_dir: Path, trial: Trial | None) -> None:
+def close_cut_off(run_dir: Path, trial: Trial | None, reason: str = CUT_OFF) -> None:
     """Ends a killed attempt's session as FAILURE and records why."""
     with RunWriter(run_dir) as writer:
         writer.write(session_end_summary(TrialStatus.FAILURE))
     if trial is not None:
-        write_json_atomic(run_dir / "trial.json", TrialResult(trial, TrialStatus.FAILURE, error=CUT_OFF).to_json())
+        write_json_atomic(run_dir / "trial.json", TrialResult(trial, TrialStatus.FAILURE, error=reason).to_json())
     else:  # not in this plan any more: still close it, with what is known
-        write_json_atomic(run_dir / "trial.json", {"id": trial_id_of(run_dir), "status": "FAILURE", "error": CUT_OFF})
+        write_json_atomic(run_dir / "trial.json", {"id": trial_id_of(run_dir), "status": "FAILURE", "error": reason})
+
+
+def read_closed(run_dir: Path, trial: Trial) -> TrialResult:
+    """An attempt's recorded result (its trial.json), tied to the planned trial."""
+    result = TrialResult.from_json(json.loads((run_dir / "trial.json").read_text()))
+    return dataclasses.replace(result, trial=trial, run_dir=run_dir)
 
 
 def describe(name: str, planned: Sequence[Trial], progress: Progress) -> str:

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import pickle
 import platform
 import shutil
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from typing import Any, Callable, Iterator
 
 from hparams_lab import groups, resume
 from hparams_lab import metrics as m
-from hparams_lab.data import check_dataset, check_folds, cv_fold, load_dataset
+from hparams_lab.data import check_dataset, check_folds, load_dataset
 from hparams_lab.errors import UserError
+from hparams_lab.executor import WorkerJob, run_parallel
 from hparams_lab.experiment import ExperimentRecord, check_experiment_name, find_experiments
 from hparams_lab.jsonfile import read_json, write_json_atomic
 from hparams_lab.lock import LOCK_NAME, ExperimentLock, check_unlocked
@@ -75,6 +77,7 @@ def run_study(
     max_epochs: int | None = None,
     repeats: int = 1,
     cv: int | None = None,
+    workers: int = 1,
     metric: str | None = None,
     logdir: str | os.PathLike = "logs",
     experiment: str | None = None,
@@ -91,18 +94,20 @@ def run_study(
     cross-validation instead. An existing ``experiment`` is resumed: finished trials
     are kept, the rest run again; ``overwrite`` starts it over.
     """
-    from hparams_lab.training import TrainSettings, import_keras, train_trial  # Keras loads only here
+    from hparams_lab.training import TrainSettings, import_keras, trainer  # Keras loads only here
 
     reporter = reporter or SilentReporter()
     space = _resolve_space(space)
     _check_counts(epochs=epochs, batch_size=batch_size, patience=patience, max_epochs=max_epochs,
-                  repeats=repeats, cv=cv)
+                  repeats=repeats, cv=cv, workers=workers)
     if repeats > 1 and cv is not None:
         raise UserError("choose --repeats or --cv, not both")
     group_prefix = groups.prefix(repeats, cv)
     metric = metric or f"{'' if group_prefix is None else group_prefix + 'mean_'}{m.DEFAULT_METRIC}"
     base = make_trials(strategy, space, seed=seed, trials=trials)
     model_spec = _resolve_model(model, space)
+    if workers > 1:
+        _check_sendable(model)
     for trial in base:  # bad values fail now, not after an hour of training
         check_hparam_values(model_spec, trial.hparams)
     check_dataset(dataset)
@@ -137,10 +142,7 @@ def run_study(
         command=command,
         created=dt.datetime.now().isoformat(timespec="seconds"),
     )
-
-    def train(trial, on_epoch):
-        fold_data = data if trial.fold is None else cv_fold(data, trial.fold, cv, seed)
-        return train_trial(trial, fold_data, model_spec, settings, on_epoch)
+    train = trainer(data, model_spec, settings, cv, seed)
 
     with _opened(experiment_dir, record, overwrite):
         progress = resume.scan(experiment_dir)
@@ -153,7 +155,12 @@ def run_study(
             (Space.from_dict(rec.space), rec.declared_metrics) for _, rec in find_experiments(experiment_dir.parent)
         ))
         todo = [t for t in planned if t.id not in progress.done]
-        new = {r.trial.id: r for r in run_trials(todo, train, experiment_dir, reporter)}
+        if workers > 1:
+            job = WorkerJob(dataset, seed, model, settings, cv)
+            new_results = run_parallel(todo, job, experiment_dir, workers, reporter)
+        else:
+            new_results = run_trials(todo, train, experiment_dir, reporter)
+        new = {r.trial.id: r for r in new_results}
         results = [progress.done.get(t.id) or new[t.id] for t in planned]
         if group_prefix is not None:
             results = _add_group_metrics(results, group_prefix, repeats if cv is None else cv)
@@ -232,6 +239,17 @@ def _resolve_model(model: str | Callable[..., Any], space: Space) -> ModelSpec:
         for name in domain.values:
             check_optimizer(name)
     return spec
+
+
+def _check_sendable(model: str | Callable[..., Any]) -> None:
+    """Worker processes import the model function by name: it must be importable."""
+    try:
+        pickle.dumps(model)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        raise UserError(
+            f"--workers needs a model function importable by name (module:function); "
+            f"{getattr(model, '__qualname__', model)!r} is defined where worker processes can't import it"
+        ) from None
 
 
 def _check_metric(metric: str, has_test: bool, group_prefix: str | None) -> None:

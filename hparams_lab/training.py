@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from hparams_lab.data import Dataset
+from hparams_lab.data import Dataset, cv_fold
 from hparams_lab.models import ModelSpec, build_model, build_optimizer
 from hparams_lab.trial import Trial
 
@@ -76,6 +76,16 @@ def _held_stderr():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def trainer(data: Dataset, model_spec: ModelSpec, settings: TrainSettings, folds: int | None, seed: int):
+    """The runner's ``train(trial, on_epoch)``; with CV, each trial trains on its own fold."""
+
+    def train(trial: Trial, on_epoch: EpochCallback) -> TrainOutcome:
+        fold_data = data if trial.fold is None else cv_fold(data, trial.fold, folds, seed)
+        return train_trial(trial, fold_data, model_spec, settings, on_epoch)
+
+    return train
 
 
 def train_trial(
