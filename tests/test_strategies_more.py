@@ -60,7 +60,9 @@ def test_interval_neighbourhoods(domain, value, points, expected):
     assert neighbourhood(HParam("x", domain), value, points) == expected
 
 
-@pytest.mark.parametrize("value, expected", [(16, (16, 32)), (64, (32, 64, 128)), (128, (64, 128)), (50, (32, 64, 128))])
+@pytest.mark.parametrize("value, expected", [
+    (16, (16, 32)), (64, (32, 64, 128)), (128, (64, 128)), (50, (32, 64, 128)),  # 50: nearest is 64
+])
 def test_discrete_numbers_take_the_winner_and_its_neighbours(value, expected):
     assert neighbourhood(HParam("units", Discrete([16, 32, 64, 128])), value, 5) == expected
 
@@ -246,7 +248,8 @@ def fake_experiment(path, results, space=SPACE):
      "metric 'best_val_loss' is not in its trials; they have best_val_accuracy"),
     (["--strategy", "grid", "--from", "{old}/good"], "--from is only for --strategy refine, not 'grid'"),
     (["--strategy", "random", "--points", "3"], "--points is only for --strategy refine or one-at-a-time"),
-    (["--strategy", "refine", "--from", "{old}/good", "--base", "units=16"], "--base is only for --strategy one-at-a-time"),
+    (["--strategy", "refine", "--from", "{old}/good", "--base", "units=16"],
+     "--base is only for --strategy one-at-a-time"),
     (["--strategy", "one-at-a-time", "--base", "units=100"], "hparam 'units': 100 is not one of its values [32, 128]"),
     (["--strategy", "one-at-a-time", "--base", "dropout=1"], "hparam 'dropout': 1 is outside its range 0.0..0.2"),
     (["--strategy", "one-at-a-time", "--top-k", "2"], "--top-k is only for --strategy refine"),
