@@ -30,10 +30,11 @@ def fail(message: str) -> None:
 @click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="random", show_default=True,
               help="How trials are chosen from the space.")
 @click.option("--trials", type=click.IntRange(min=1), default=None,
-              help="Random: how many trials [default: 10]. Grid: run only the first N points.")
+              help="Random: how many trials [default: 10]. Other strategies: run only the first N.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds sampling, splits and training.")
 @click.option("--space", "space_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Search space file (.toml or .json) [default: the built-in digits MLP space].")
+              help="Search space file (.toml or .json) [default: the built-in digits MLP space; "
+                   "refine: the earlier experiment's].")
 @click.option("--dataset", default="digits", show_default=True,
               help="digits, mnist, fashion_mnist, or a path to an .npz with x_train/y_train.")
 @click.option("--model", default="mlp", show_default=True,
@@ -56,6 +57,16 @@ def fail(message: str) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Trials at once, each in its own process with its share of the CPU threads.")
 @click.option("--overwrite", is_flag=True, help="Start an existing --experiment over (its runs are deleted).")
+@click.option("--from", "refine_from", default=None, metavar="EXPERIMENT",
+              help="refine: the earlier experiment (a name under --logdir, or a path).")
+@click.option("--top-k", type=click.IntRange(min=1), default=None,
+              help="refine: how many of the earlier best trials to refine around [default: 3].")
+@click.option("--points", type=click.IntRange(min=1), default=None,
+              help="refine: values per numeric hparam around each winner [default: 3]; "
+                   "one-at-a-time: values per interval hparam [default: 5].")
+@click.option("--base", "base_hparams", default=None,
+              help="one-at-a-time: the base, e.g. 'units=64,optimizer=adam', or a .json/.toml file "
+                   "[default: each domain's middle].")
 @click.option("--metric", default=None,
               help=f"Metric that ranks trials [default: {DEFAULT_METRIC}; mean_{DEFAULT_METRIC} with "
                    f"--repeats, cv_mean_{DEFAULT_METRIC} with --cv].")
@@ -86,9 +97,19 @@ def main(ctx: click.Context, space_file: str | None, **options: object) -> None:
     n_ok = sum(r.status.value == "SUCCESS" for r in ranked)
     click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded. Leaderboard by {study.metric}:")
     click.echo(leaderboard(ranked, study.metric))
+    if options["strategy"] == "one-at-a-time":
+        _print_effects(study)
     logdir = study.experiment_dir.parent
     click.echo(f"\nLogs: {study.experiment_dir}")
     click.echo(f"TensorBoard: tensorboard --logdir {shlex.quote(str(logdir))}   (or: python run.py tensorboard)")
+
+
+def _print_effects(study) -> None:
+    from hparams_lab.experiment import ExperimentRecord
+    from hparams_lab.one_at_a_time import effects, format_effects
+
+    base = ExperimentRecord.read(study.experiment_dir).settings["base"]
+    click.echo("\n" + format_effects(effects(study.results, base, study.metric), base, study.metric))
 
 
 main.add_command(review)

@@ -67,3 +67,13 @@ def find_experiments(logdir: str | os.PathLike) -> Iterator[tuple[Path, Experime
         except (OSError, ValueError, TypeError, KeyError):
             continue
         yield path.parent, record
+
+
+def locate_experiment(source: str | os.PathLike, logdir: str | os.PathLike) -> Path:
+    """An experiment named under ``logdir``, or at a path; UserError if neither has an experiment.json."""
+    candidates = list(dict.fromkeys([Path(logdir) / source, Path(source)]))
+    for candidate in candidates:
+        if (candidate / FILENAME).is_file():
+            return candidate
+    where = " or ".join(repr(str(c)) for c in candidates)
+    raise UserError(f"unknown experiment {str(source)!r}: no {FILENAME} in {where}")

@@ -127,7 +127,7 @@ class _Interval:
     def _cast(self, value: float) -> float:
         raise NotImplementedError
 
-    def _snap(self, value: float) -> float:
+    def snap(self, value: float) -> float:
         """Clamps to [min, max] and, with a step, to the nearest step point."""
         if self.step is not None:
             if self.log:
@@ -146,7 +146,7 @@ class _Interval:
             return self._stepped_values()
         if self.points == 1:
             return (self._cast(self.min),)
-        return tuple(sorted({self._snap(self._at(i / (self.points - 1))) for i in range(self.points)}))
+        return tuple(sorted({self.snap(self.at(i / (self.points - 1))) for i in range(self.points)}))
 
     def _stepped_values(self) -> tuple:
         values, value = [], self.min
@@ -155,7 +155,7 @@ class _Interval:
             value = value * self.step if self.log else value + self.step
         return tuple(sorted(set(values)))
 
-    def _at(self, fraction: float) -> float:
+    def at(self, fraction: float) -> float:
         """The value at a fraction of the way from min to max (log-aware)."""
         if self.log:
             lo, hi = math.log(self.min), math.log(self.max)
@@ -191,8 +191,8 @@ class IntInterval(_Interval):
         if self.log:
             # log needs min >= 1 here, so min - 0.5 stays positive.
             lo, hi = math.log(self.min - 0.5), math.log(self.max + 0.5)
-            return self._snap(math.exp(rng.uniform(lo, hi)))
-        return self._snap(rng.uniform(self.min - 0.5, self.max + 0.5))
+            return self.snap(math.exp(rng.uniform(lo, hi)))
+        return self.snap(rng.uniform(self.min - 0.5, self.max + 0.5))
 
     def all_values(self) -> tuple:
         if self.step is None:
@@ -223,10 +223,10 @@ class RealInterval(_Interval):
         return float(f"{value:.10g}")
 
     def sample(self, rng: Random) -> float:
-        value = self._at(rng.random())
+        value = self.at(rng.random())
         if self.step is None:
             value = min(max(float(f"{value:.{_MAX_SIG_DIGITS}g}"), self.min), self.max)
-        return self._snap(value)
+        return self.snap(value)
 
     def all_values(self) -> tuple:
         if self.step is None:
@@ -238,6 +238,21 @@ class RealInterval(_Interval):
 
 
 Domain = Union[Discrete, IntInterval, RealInterval]
+
+
+def check_value(name: str, domain: Domain, value: object) -> Any:
+    """``value`` as the domain holds it (a RealInterval's int becomes a float), or SpaceError."""
+    if isinstance(domain, Discrete):
+        if _value_type(value) != _value_type(domain.values[0]) or value not in domain.values:
+            raise SpaceError(f"hparam {name!r}: {value!r} is not one of its values {list(domain.values)!r}")
+        return value
+    whole = isinstance(domain, IntInterval)
+    if not _is_number(value) or (whole and not isinstance(value, int)) or not math.isfinite(value):
+        wanted = "a whole number" if whole else "a number"
+        raise SpaceError(f"hparam {name!r}: {value!r} is not {wanted} in {domain.min!r}..{domain.max!r}")
+    if not domain.min <= value <= domain.max:
+        raise SpaceError(f"hparam {name!r}: {value!r} is outside its range {domain.min!r}..{domain.max!r}")
+    return value if whole else float(value)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Search strategies: a space in, a deterministic list of trials out.
 
-Pure functions of (space, seed); randomness comes only from a ``random.Random``
-built from the seed, so the same command always gives the same trials and ids.
+Pure functions of (space, seed) - and of the earlier results for refine
+(refine.py), of a base configuration for one-at-a-time (one_at_a_time.py);
+randomness comes only from a ``random.Random`` built from the seed, so the same
+command always gives the same trials and ids.
 """
 
 from __future__ import annotations
@@ -9,11 +11,16 @@ from __future__ import annotations
 import itertools
 import math
 from random import Random
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from hparams_lab.errors import UserError
+from hparams_lab.metrics import DEFAULT_METRIC
+from hparams_lab.one_at_a_time import DEFAULT_POINTS as ONE_AT_A_TIME_POINTS
+from hparams_lab.one_at_a_time import one_at_a_time
+from hparams_lab.refine import DEFAULT_POINTS as REFINE_POINTS
+from hparams_lab.refine import DEFAULT_TOP_K, refine
 from hparams_lab.space import HParam, Space, SpaceError
-from hparams_lab.trial import Trial
+from hparams_lab.trial import Trial, TrialResult
 
 _MAX_REJECTIONS = 100  # per wanted trial, before deciding the space is exhausted
 
@@ -70,18 +77,46 @@ def _distinct_samples(space: Space, rng: Random, trials: int) -> list[dict]:
 
 
 Strategy = Callable[..., list[Trial]]
-STRATEGIES: dict[str, Strategy] = {"grid": grid, "random": random_search}
+STRATEGIES: dict[str, Strategy] = {
+    "grid": grid,
+    "random": random_search,
+    "refine": refine,
+    "one-at-a-time": one_at_a_time,
+}
 
 
-def make_trials(strategy: str, space: Space, *, seed: int, trials: int | None) -> list[Trial]:
-    """The trials a strategy plans for a space; UserError for a bad combination."""
+def make_trials(
+    strategy: str,
+    space: Space,
+    *,
+    seed: int,
+    trials: int | None,
+    previous: Sequence[TrialResult] = (),
+    metric: str = DEFAULT_METRIC,
+    top_k: int = DEFAULT_TOP_K,
+    points: int | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> list[Trial]:
+    """The trials a strategy plans for a space; UserError for a bad combination.
+
+    ``trials`` caps every strategy but random (there: how many to draw). refine
+    uses ``previous``, ``metric``, ``top_k`` and ``points``; one-at-a-time ``base``
+    and ``points`` (None: each strategy's default).
+    """
     if strategy not in STRATEGIES:
         raise UserError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if trials is not None and trials < 1:
         raise UserError(f"--trials must be at least 1, got {trials}")
+    if strategy == "random":
+        return random_search(space, seed=seed, trials=10 if trials is None else trials)
     if strategy == "grid":
         return grid(space, seed=seed, trials=trials)
-    return random_search(space, seed=seed, trials=10 if trials is None else trials)
+    if strategy == "refine":
+        planned = refine(space, previous, metric=metric, top_k=top_k,
+                         points=REFINE_POINTS if points is None else points, seed=seed)
+    else:
+        planned = one_at_a_time(space, base, seed=seed, points=ONE_AT_A_TIME_POINTS if points is None else points)
+    return planned if trials is None else planned[:trials]
 
 
 def grid_size(space: Space) -> int:

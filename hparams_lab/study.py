@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from hparams_lab import groups, resume
 from hparams_lab import metrics as m
@@ -30,7 +30,7 @@ from hparams_lab.lock import LOCK_NAME, ExperimentLock, check_unlocked
 from hparams_lab.models import ModelSpec, check_hparam_values, check_hparams, check_optimizer, resolve_model
 from hparams_lab.runner import Reporter, SilentReporter, ranked, run_trials
 from hparams_lab.space import Discrete, HParam, RealInterval, Space
-from hparams_lab.strategies import make_trials
+from hparams_lab.plan import plan_study
 from hparams_lab.trial import Trial, TrialResult
 from hparams_lab.writer import RunWriter, scalars_summary, union_config, write_root_config
 
@@ -82,12 +82,21 @@ def run_study(
     logdir: str | os.PathLike = "logs",
     experiment: str | None = None,
     overwrite: bool = False,
+    refine_from: str | os.PathLike | None = None,
+    top_k: int | None = None,
+    points: int | None = None,
+    base_hparams: Mapping[str, Any] | str | None = None,
     reporter: Reporter | None = None,
     command: str = "",
 ) -> StudyResult:
-    """Runs (or resumes) a grid or random study and returns every trial's result.
+    """Runs (or resumes) a study and returns every trial's result.
 
-    ``space`` is a Space, a path to a .toml/.json space file, or None for the default.
+    ``strategy`` is "grid", "random", "refine" or "one-at-a-time". ``space`` is a
+    Space, a path to a .toml/.json space file, or None for the default (refine: the
+    earlier experiment's space). refine takes ``refine_from`` (an experiment name
+    under ``logdir``, or a path), ``top_k`` and ``points``; one-at-a-time
+    ``base_hparams`` (a mapping, "units=64,optimizer=adam" or a .json/.toml file)
+    and ``points``.
     ``model`` is "mlp", "cnn", "package.module:function" or a function
     ``(hparams, input_shape, n_classes) -> keras.Model``. ``repeats`` trains each
     trial that many times with seeds seed, seed+1, ...; ``cv`` runs stratified K-fold
@@ -97,21 +106,23 @@ def run_study(
     from hparams_lab.training import TrainSettings, import_keras, trainer  # Keras loads only here
 
     reporter = reporter or SilentReporter()
-    space = _resolve_space(space)
+    space = None if space is None else _resolve_space(space)  # None: the strategy's default
     _check_counts(epochs=epochs, batch_size=batch_size, patience=patience, max_epochs=max_epochs,
                   repeats=repeats, cv=cv, workers=workers)
     if repeats > 1 and cv is not None:
         raise UserError("choose --repeats or --cv, not both")
     group_prefix = groups.prefix(repeats, cv)
     metric = metric or f"{'' if group_prefix is None else group_prefix + 'mean_'}{m.DEFAULT_METRIC}"
-    base = make_trials(strategy, space, seed=seed, trials=trials)
+    _check_metric(metric, True, group_prefix)
+    plan = plan_study(strategy, space, DEFAULT_SPACE, seed=seed, trials=trials, metric=metric, logdir=logdir,
+                      refine_from=refine_from, top_k=top_k, points=points, base=base_hparams)
+    space, base = plan.space, plan.trials
     model_spec = _resolve_model(model, space)
     if workers > 1:
         _check_sendable(model)
     for trial in base:  # bad values fail now, not after an hour of training
         check_hparam_values(model_spec, trial.hparams)
     check_dataset(dataset)
-    _check_metric(metric, True, group_prefix)
     experiment_dir = _experiment_dir(Path(logdir), experiment, overwrite)
     check_unlocked(experiment_dir)
     # The cheap checks are done; loading the data may need Keras (mnist) and can still fail.
@@ -137,7 +148,7 @@ def run_study(
         metric=metric,
         metrics=[x.to_json() for x in [m.Metric(name) for name in aggregates] + m.declared_metrics(has_test)],
         settings={"epochs": epochs, "batch_size": batch_size, "patience": patience, "max_epochs": max_epochs,
-                  "repeats": repeats, "cv": cv},
+                  "repeats": repeats, "cv": cv, **plan.settings},
         versions=_versions(),
         command=command,
         created=dt.datetime.now().isoformat(timespec="seconds"),
@@ -209,9 +220,7 @@ def _opened(experiment_dir: Path, record: ExperimentRecord, overwrite: bool) -> 
         yield
 
 
-def _resolve_space(space: Space | str | os.PathLike | None) -> Space:
-    if space is None:
-        return DEFAULT_SPACE
+def _resolve_space(space: Space | str | os.PathLike) -> Space:
     if isinstance(space, Space):
         return space
     return Space.load(space)
