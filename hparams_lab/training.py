@@ -49,31 +49,60 @@ def import_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if os.environ.get("HPARAMS_LAB_TF_LOGS"):
         import keras
-        return keras
-    with _held_stderr():
-        import keras
-        import tensorflow as tf
+    else:
+        with _held_stderr(keep=lambda line: False):
+            import keras
+            import tensorflow as tf
 
-        tf.config.list_physical_devices()  # device probing logs too (cuInit on CPU-only hosts)
+            tf.config.list_physical_devices()  # device probing logs too (cuInit on CPU-only hosts)
+    _enable_determinism()
     return keras
 
 
+def _enable_determinism() -> None:
+    """Same seed, same numbers: TensorFlow picks deterministic kernels and tf.data order.
+
+    With keras.utils.set_random_seed per trial, a trial trained twice gives the same
+    history bit for bit on CPU (and on one GPU model). Process-wide, so set once.
+    """
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+
+
+# TensorFlow 2.21's determinism rewrite of tf.data's parallel map logs this harmless
+# E-level line now and then during fit ("Unknown attributes will be ignored").
+_TF_NOISE = ("NodeDef mentions attribute use_unbounded_threadpool",)
+
+
+def _not_noise(line: str) -> bool:
+    return not any(noise in line for noise in _TF_NOISE)
+
+
 @contextlib.contextmanager
-def _held_stderr():
+def _held_stderr(keep: Callable[[str], bool]):
+    """fd 2 goes to a temp file; afterwards the lines ``keep`` accepts are written back.
+
+    On an exception everything is written back: the held text may explain it.
+    """
     sys.stderr.flush()
     saved = os.dup(2)
+    failed = False
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
             yield
         except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode("utf-8", "replace"))
+            failed = True
             raise
         finally:
+            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            sink.seek(0)
+            lines = sink.read().decode("utf-8", "replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if failed or keep(line)))
+            sys.stderr.flush()
 
 
 def train_trial(
@@ -101,20 +130,21 @@ def train_trial(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    history = model.fit(
-        dataset.x_train,
-        dataset.y_train,
-        validation_data=(dataset.x_val, dataset.y_val),
-        epochs=epochs,
-        batch_size=batch_size,
-        verbose=0,
-        callbacks=_callbacks(keras, settings, on_epoch),
-    )
+    with _held_stderr(keep=_not_noise):
+        history = model.fit(
+            dataset.x_train,
+            dataset.y_train,
+            validation_data=(dataset.x_val, dataset.y_val),
+            epochs=epochs,
+            batch_size=batch_size,
+            verbose=0,
+            callbacks=_callbacks(keras, settings, on_epoch),
+        )
+        test = None
+        if dataset.x_test is not None:
+            test = model.evaluate(dataset.x_test, dataset.y_test, batch_size=512, verbose=0, return_dict=True)
+            test = {name: float(value) for name, value in test.items()}
     logs = {name: [float(v) for v in values] for name, values in history.history.items()}
-    test = None
-    if dataset.x_test is not None:
-        test = model.evaluate(dataset.x_test, dataset.y_test, batch_size=512, verbose=0, return_dict=True)
-        test = {name: float(value) for name, value in test.items()}
     return TrainOutcome(logs, test, epochs=len(logs.get("loss", [])))
 
 
