@@ -124,28 +124,53 @@ def train_trial(
     epochs = int(hparams.get("epochs", settings.epochs))
     batch_size = int(hparams.get("batch_size", settings.batch_size))
 
-    model = build_model(model_spec, hparams, dataset.input_shape, dataset.n_classes)
-    model.compile(
-        optimizer=build_optimizer(hparams),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    with _held_stderr(keep=_not_noise):
-        history = model.fit(
-            dataset.x_train,
-            dataset.y_train,
-            validation_data=(dataset.x_val, dataset.y_val),
-            epochs=epochs,
-            batch_size=batch_size,
-            verbose=0,
-            callbacks=_callbacks(keras, settings, on_epoch),
+    with _custom_gradients_released():
+        model = build_model(model_spec, hparams, dataset.input_shape, dataset.n_classes)
+        model.compile(
+            optimizer=build_optimizer(hparams),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
         )
-        test = None
-        if dataset.x_test is not None:
-            test = model.evaluate(dataset.x_test, dataset.y_test, batch_size=512, verbose=0, return_dict=True)
-            test = {name: float(value) for name, value in test.items()}
+        with _held_stderr(keep=_not_noise):
+            history = model.fit(
+                dataset.x_train,
+                dataset.y_train,
+                validation_data=(dataset.x_val, dataset.y_val),
+                epochs=epochs,
+                batch_size=batch_size,
+                verbose=0,
+                callbacks=_callbacks(keras, settings, on_epoch),
+            )
+            test = None
+            if dataset.x_test is not None:
+                test = model.evaluate(dataset.x_test, dataset.y_test, batch_size=512, verbose=0, return_dict=True)
+                test = {name: float(value) for name, value in test.items()}
     logs = {name: [float(v) for v in values] for name, values in history.history.items()}
     return TrainOutcome(logs, test, epochs=len(logs.get("loss", [])))
+
+
+@contextlib.contextmanager
+def _custom_gradients_released():
+    """Drops the gradient functions a trial's traced steps registered, once it is done.
+
+    Inside a tf.function, every tf.custom_gradient call (Keras' optimizer all-reduces
+    gradients through one) registers a gradient function in TensorFlow's global registry
+    that never lets go; it holds tensors of the trial's graphs, so each trial's
+    train and test functions (~4-5 MiB here) stayed alive for the life of the process
+    whatever clear_session does (tensorflow/tensorflow#97697). The registry is private
+    API: if it moves, this does nothing and training is unaffected.
+    """
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    before = set(registry) if isinstance(registry, dict) else set()
+    try:
+        yield
+    finally:
+        if isinstance(registry, dict):
+            # Only this trial's entries: older graphs of the caller may still need theirs.
+            for name in [n for n in registry if n.startswith("CustomGradient-") and n not in before]:
+                del registry[name]
 
 
 def _callbacks(keras: Any, settings: TrainSettings, on_epoch: EpochCallback | None) -> list:
