@@ -18,7 +18,7 @@ from typing import Any, Callable
 from hparams_lab import metrics as m
 from hparams_lab.data import check_dataset, load_dataset
 from hparams_lab.errors import UserError
-from hparams_lab.experiment import ExperimentRecord, check_experiment_name, find_experiments
+from hparams_lab.experiment import ExperimentRecord, check_experiment_name, create_experiment_dir, find_experiments
 from hparams_lab.models import ModelSpec, check_hparam_values, check_hparams, check_optimizer, resolve_model
 from hparams_lab.runner import Reporter, ranked, run_trials
 from hparams_lab.space import Discrete, HParam, RealInterval, Space
@@ -112,7 +112,7 @@ def run_study(
         command=command,
         created=dt.datetime.now().isoformat(timespec="seconds"),
     )
-    experiment_dir.mkdir(parents=True)
+    create_experiment_dir(experiment_dir)
     record.write(experiment_dir)
     write_root_config(
         experiment_dir.parent,
