@@ -63,7 +63,8 @@ def _enable_determinism() -> None:
     """Same seed, same numbers: TensorFlow picks deterministic kernels and tf.data order.
 
     With keras.utils.set_random_seed per trial, a trial trained twice gives the same
-    history bit for bit on CPU (and on one GPU model). Process-wide, so set once.
+    history bit for bit (tested on CPU). Process-wide, so set once. It also makes
+    TensorFlow's random ops refuse to run unseeded, which set_random_seed covers.
     """
     import tensorflow as tf
 
