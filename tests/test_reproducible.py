@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hparams_lab.cli import main
+from hparams_lab import training
 from hparams_lab.data import load_dataset
 from hparams_lab.models import resolve_model
 from hparams_lab.training import TrainSettings, train_trial
@@ -59,3 +60,19 @@ def test_the_same_command_twice_gives_the_same_trials_and_metrics(runner, tmp_pa
     assert len(first) == 2
     assert all(record["status"] == "SUCCESS" for record in first.values())
     assert first == second
+
+
+NOISE = b"E0000 node_def_util.cc:682] NodeDef mentions attribute use_unbounded_threadpool which is not in the op definition\n"
+
+
+def test_determinism_noise_is_dropped_from_stderr_but_the_rest_is_kept(capfd):
+    with training._held_stderr(keep=training._not_noise):
+        os.write(2, NOISE + b"a warning the user should see\n")
+    assert capfd.readouterr().err == "a warning the user should see\n"
+
+
+def test_everything_held_is_shown_when_training_fails(capfd):
+    with pytest.raises(ValueError), training._held_stderr(keep=training._not_noise):
+        os.write(2, NOISE)
+        raise ValueError("boom")
+    assert capfd.readouterr().err == NOISE.decode()
