@@ -12,8 +12,9 @@ import sys
 
 import click
 
+from hparams_lab.cli_review import review
 from hparams_lab.errors import UserError
-from hparams_lab.metrics import DEFAULT_METRIC
+from hparams_lab.metrics import DEFAULT_METRIC, run_metric
 from hparams_lab.strategies import STRATEGIES
 
 DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE = 20, 64
@@ -41,12 +42,23 @@ def fail(message: str) -> None:
               help="Epochs per trial (an 'epochs' hparam overrides it).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
               help="Batch size (a 'batch_size' hparam overrides it).")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=None,
+              help="Cap every trial's epochs, an 'epochs' hparam too (quick smoke runs).")
 @click.option("--patience", type=click.IntRange(min=0), default=None,
               help="Stop a trial after N epochs without improving the ranked metric.")
 @click.option("--logdir", default="logs", show_default=True, type=click.Path(file_okay=True),
               help="Root of all experiments; point TensorBoard here.")
 @click.option("--experiment", default=None, help="Experiment directory name [default: a timestamp].")
-@click.option("--metric", default=DEFAULT_METRIC, show_default=True, help="Metric that ranks trials.")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train each trial R times (seeds seed..seed+R-1); rank by the mean.")
+@click.option("--cv", type=click.IntRange(min=2), default=None,
+              help="Stratified K-fold cross-validation per trial; rank by the mean over folds.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trials at once, each in its own process with its share of the CPU threads.")
+@click.option("--overwrite", is_flag=True, help="Start an existing --experiment over (its runs are deleted).")
+@click.option("--metric", default=None,
+              help=f"Metric that ranks trials [default: {DEFAULT_METRIC}; mean_{DEFAULT_METRIC} with "
+                   f"--repeats, cv_mean_{DEFAULT_METRIC} with --cv].")
 @click.pass_context
 def main(ctx: click.Context, space_file: str | None, **options: object) -> None:
     """Run a hyperparameter study of a Keras model, logged for TensorBoard's HParams dashboard.
@@ -61,7 +73,10 @@ def main(ctx: click.Context, space_file: str | None, **options: object) -> None:
     from hparams_lab.study import run_study
 
     reporter = ConsoleReporter(
-        sys.stdout, metric=str(options["metric"]), epochs=int(options["epochs"]), live=sys.stdout.isatty()
+        sys.stdout,
+        metric=run_metric(str(options["metric"] or DEFAULT_METRIC)),
+        epochs=int(options["epochs"]),
+        live=sys.stdout.isatty(),
     )
     try:
         study = run_study(space_file, reporter=reporter, command=shlex.join(sys.argv), **options)
@@ -74,6 +89,9 @@ def main(ctx: click.Context, space_file: str | None, **options: object) -> None:
     logdir = study.experiment_dir.parent
     click.echo(f"\nLogs: {study.experiment_dir}")
     click.echo(f"TensorBoard: tensorboard --logdir {shlex.quote(str(logdir))}   (or: python run.py tensorboard)")
+
+
+main.add_command(review)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -7,6 +7,7 @@ TensorFlow-free so that validating a study and `--help` remain fast.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import socket
@@ -346,3 +347,44 @@ def _labels(name: str, y: np.ndarray, split: str) -> np.ndarray:
             f"data set {name!r}: y_{split} has label {y.min().item()}; labels must be >= 0"
         )
     return y.astype(np.int64)
+
+
+# --- cross-validation ---------------------------------------------------------------
+
+
+def check_folds(data: Dataset, folds: int) -> None:
+    """Stratified K-fold needs at least K samples of every class."""
+    y = np.concatenate([data.y_train, data.y_val])
+    classes, counts = np.unique(y, return_counts=True)
+    if counts.min() < folds:
+        raise UserError(
+            f"--cv {folds}: class {classes[counts.argmin()]} of data set {data.name!r} has only "
+            f"{counts.min()} sample(s); stratified {folds}-fold cross-validation needs at least {folds}"
+        )
+
+
+def cv_fold(data: Dataset, fold: int, folds: int, seed: int) -> Dataset:
+    """Fold ``fold`` of a seeded, stratified K-fold over train + validation (test untouched)."""
+    return _cv_folds(data, folds, seed)[fold]
+
+
+_FOLD_CACHE: dict[tuple[int, int, int], tuple[Dataset, ...]] = {}
+
+
+def _cv_folds(data: Dataset, folds: int, seed: int) -> tuple[Dataset, ...]:
+    key = (id(data), folds, seed)  # data sets are cached per process, so id() is stable
+    if key not in _FOLD_CACHE:
+        from sklearn.model_selection import StratifiedKFold
+
+        x = np.concatenate([data.x_train, data.x_val])
+        y = np.concatenate([data.y_train, data.y_val])
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(seed))
+        _FOLD_CACHE[key] = tuple(
+            dataclasses.replace(
+                data,
+                x_train=_frozen(x[train]), y_train=_frozen(y[train]),
+                x_val=_frozen(x[val]), y_val=_frozen(y[val]),
+            )
+            for train, val in splitter.split(x, y)
+        )
+    return _FOLD_CACHE[key]

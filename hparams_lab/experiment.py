@@ -27,17 +27,13 @@ def check_experiment_name(name: str) -> None:
 
 
 def create_experiment_dir(path: Path) -> None:
-    """Creates a new experiment directory; the OS's refusal is the user's error.
+    """Creates (or keeps, to resume) an experiment directory; the OS's refusal is the user's error.
 
     The logdir checks before it use access(), which cannot see every refusal: root
     passes access() under /proc or /sys, and read-only mounts refuse anyway.
     """
     try:
-        path.mkdir(parents=True)
-    except FileExistsError:
-        raise UserError(
-            f"experiment {path.name!r} already exists in {str(path.parent)!r}; choose another --experiment"
-        ) from None
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(
             f"logdir {str(path.parent)!r} is not writable: cannot create {str(path)!r} ({err.strerror})"

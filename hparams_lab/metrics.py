@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 TRAIN, VALIDATION = "train", "validation"
 BASE_METRICS = ("accuracy", "loss")  # compiled into every model by training.py
@@ -106,5 +106,17 @@ def sort_key(metric: str):
     return key
 
 
-def known_metric(metric: str, names: Iterable[str]) -> bool:
-    return metric in set(names)
+def run_metric(name: str) -> str:
+    """The per-run metric behind a group aggregate: cv_mean_best_val_accuracy -> best_val_accuracy."""
+    for prefix in ("cv_mean_", "cv_std_", "mean_", "std_"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def std_of(name: str) -> str | None:
+    """The std aggregate paired with a mean aggregate, or None."""
+    for mean, std in (("cv_mean_", "cv_std_"), ("mean_", "std_")):
+        if name.startswith(mean):
+            return std + name[len(mean):]
+    return None

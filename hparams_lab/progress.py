@@ -7,6 +7,8 @@ import shutil
 import time
 from typing import Any, Mapping, Sequence, TextIO
 
+from hparams_lab.groups import by_group
+from hparams_lab.metrics import std_of
 from hparams_lab.trial import Trial, TrialResult, TrialStatus
 
 
@@ -31,10 +33,13 @@ class ConsoleReporter:
         self.epochs = epochs
         self.live = live
         self._started = 0.0
-        self._total = 0
+        self._position, self._total = 0, 0
 
-    def trial_started(self, trial: Trial, total: int) -> None:
-        self._started, self._total = time.monotonic(), total
+    def note(self, message: str) -> None:
+        print(message, file=self.stream, flush=True)
+
+    def trial_started(self, trial: Trial, position: int, total: int) -> None:
+        self._started, self._position, self._total = time.monotonic(), position, total
         if self.live:
             self._status(f"{self._prefix(trial)} {format_hparams(trial.hparams)} starting")
 
@@ -48,7 +53,8 @@ class ConsoleReporter:
         elapsed = time.monotonic() - self._started
         self._status(f"{self._prefix(trial)} epoch {epoch + 1}/{epochs}{shown} {elapsed:.1f}s")
 
-    def trial_finished(self, result: TrialResult, total: int) -> None:
+    def trial_finished(self, result: TrialResult, position: int, total: int) -> None:
+        self._position, self._total = position, total  # parallel runs report only here
         value = result.metrics.get(self.metric)
         outcome = (
             f"{self.metric}={format_value(value)}"
@@ -65,7 +71,8 @@ class ConsoleReporter:
 
     def _prefix(self, trial: Trial) -> str:
         width = len(str(self._total))
-        return f"[{trial.index + 1:>{width}}/{self._total}] {trial.id}"
+        member = f" fold {trial.fold}" if trial.fold is not None else f" repeat {trial.repeat}" if trial.repeat else ""
+        return f"[{self._position:>{width}}/{self._total}] {trial.id}{member}"
 
     def _status(self, text: str) -> None:
         columns = shutil.get_terminal_size((100, 20)).columns
@@ -74,27 +81,46 @@ class ConsoleReporter:
 
 
 def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10) -> str:
-    """An aligned table of the best trials (failures last, never ranked best)."""
+    """An aligned table of the best trials (failures last, never ranked best).
+
+    Repeats and CV folds collapse into one row per hparams set, showing mean ± std.
+    """
     if not results:
         return "(no trials)"
+    rows = _group_rows(results) if any(r.trial.fold is not None or r.trial.repeat for r in results) else [
+        (r, r.trial.id, r.status, r.epochs, r.wall_time_s) for r in results
+    ]
     names = list(dict.fromkeys(name for r in results for name in r.trial.hparams))
-    header = ["rank", "trial", "status", metric, "epochs", "time"] + names
-    rows = [header]
-    for rank, result in enumerate(results[:top], start=1):
+    std = std_of(metric)
+    header = ["rank", "trial", "status", metric + (" ± std" if std else ""), "epochs", "time"] + names
+    table = [header]
+    for rank, (result, label, status, epochs, seconds) in enumerate(rows[:top], start=1):
         value = result.metrics.get(metric)
-        rows.append(
-            [
-                str(rank) if result.status is TrialStatus.SUCCESS else "-",
-                result.trial.id,
-                result.status.value,
-                format_value(value) if value is not None else "",
-                str(result.epochs),
-                f"{result.wall_time_s:.1f}s",
-            ]
+        shown = "" if value is None else format_value(value)
+        if std and value is not None:
+            shown += f" ± {format_value(result.metrics.get(std, float('nan')))}"
+        table.append(
+            [str(rank) if status is TrialStatus.SUCCESS else "-", label, status.value, shown, str(epochs),
+             f"{seconds:.1f}s"]
             + [format_value(result.trial.hparams.get(name, "")) for name in names]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    if len(results) > top:
-        lines.append(f"... and {len(results) - top} more")
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    if len(rows) > top:
+        lines.append(f"... and {len(rows) - top} more")
     return "\n".join(lines)
+
+
+def _group_rows(results: Sequence[TrialResult]) -> list[tuple]:
+    """One row per session group, in the given (ranked) order: (first member, label, status, epochs, time)."""
+    rows = []
+    for members in by_group(results).values():
+        ok = all(r.status is TrialStatus.SUCCESS for r in members)
+        rows.append((
+            members[0],
+            f"{members[0].trial.id} (+{len(members) - 1})",
+            TrialStatus.SUCCESS if ok else TrialStatus.FAILURE,
+            sum(r.epochs for r in members),
+            sum(r.wall_time_s for r in members),
+        ))
+    return sorted(rows, key=lambda row: row[2] is not TrialStatus.SUCCESS)

@@ -9,6 +9,7 @@ experiment ranks by. Everything is read and checked before anything is written.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +18,15 @@ from hparams_lab.errors import UserError
 from hparams_lab.experiment import FILENAME as EXPERIMENT_FILE
 from hparams_lab.experiment import ExperimentRecord
 from hparams_lab.jsonfile import read_json
+from hparams_lab.lock import ExperimentLock, check_unlocked
 from hparams_lab.models import ModelSpec, resolve_model
 from hparams_lab.runner import Reporter, SilentReporter, run_trial
 from hparams_lab.trial import TrialResult
 
 TRIAL_FILE = "trial.json"
+# A group's mean/std over repeats or CV folds ([cv_]mean_best_val_accuracy): one member's
+# rerun cannot reproduce it, so its own metric (best_val_accuracy) is compared instead.
+_GROUP_METRIC = re.compile(r"^(?:cv_)?(?:mean|std)_(.+)$")
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,9 @@ class RerunOutcome:
 
     @property
     def metric(self) -> str:
-        return self.plan.record.metric
+        """The experiment's ranking metric, or for a repeat / CV fold its member's own one."""
+        grouped = _GROUP_METRIC.match(self.plan.record.metric)
+        return grouped.group(1) if grouped else self.plan.record.metric
 
     @property
     def recorded_value(self) -> float | None:
@@ -68,6 +75,7 @@ def plan_rerun(trial_dir: str | Path) -> RerunPlan:
         )
     recorded = _read_trial(trial_dir / TRIAL_FILE)
     record = _read_experiment(trial_dir.parent)
+    check_unlocked(trial_dir.parent)  # a study running there now: refuse before any work
     model = _model(record.model)
     try:
         check_dataset(record.dataset)
@@ -77,38 +85,41 @@ def plan_rerun(trial_dir: str | Path) -> RerunPlan:
 
 
 def run_rerun(plan: RerunPlan, reporter: Reporter | None = None) -> RerunOutcome:
-    """Trains the planned trial again through the study's own runner."""
+    """Trains the planned trial again through the study's own runner and trainer."""
     from hparams_lab.data import load_dataset
-    from hparams_lab.training import TrainSettings, import_keras, train_trial  # Keras loads only here
+    from hparams_lab.training import TrainSettings, import_keras, trainer  # Keras loads only here
 
     reporter = reporter or SilentReporter()
-    record, trial = plan.record, plan.recorded.trial
-    settings = record.settings
+    record, trial, settings = plan.record, plan.recorded.trial, plan.record.settings
     train_settings = TrainSettings(
         settings["epochs"],
         settings["batch_size"],
         settings["patience"],
         # As run_study derives it: early stopping watches the ranked metric's validation twin.
-        monitor="val_" + record.metric.rsplit("_", 1)[-1],
+        "val_" + record.metric.rsplit("_", 1)[-1],
+        settings.get("max_epochs"),
     )
     import_keras()
-    # The experiment's seed, not the trial's: run_study splits the data with it.
+    # The experiment's seed, not the trial's: run_study splits the data (and CV folds) with it.
     data = load_dataset(record.dataset, seed=record.seed)
-    run_dir = _next_run_dir(plan.trial_dir.parent, trial.id)
-
-    def train(trial, on_epoch):
-        return train_trial(trial, data, plan.model, train_settings, on_epoch)
-
-    reporter.trial_started(trial, record.trials)
-    result = run_trial(trial, train, run_dir, reporter)
-    reporter.trial_finished(result, record.trials)
+    train = trainer(data, plan.model, train_settings, settings.get("cv"), record.seed)
+    experiment_dir = plan.trial_dir.parent
+    with ExperimentLock(experiment_dir):
+        run_dir = _next_run_dir(experiment_dir, trial.id)
+        reporter.trial_started(trial, 1, 1)
+        result = run_trial(trial, train, run_dir, reporter)
+        reporter.trial_finished(result, 1, 1)
     return RerunOutcome(plan, run_dir, result)
 
 
 def summary_lines(outcome: RerunOutcome) -> list[str]:
     """The recorded and the new value of the ranked metric, their difference and the verdict."""
     old, new = outcome.recorded_value, outcome.new_value
-    lines = [
+    lines = [] if outcome.metric == outcome.plan.record.metric else [
+        f"comparing {outcome.metric}: the experiment ranks by {outcome.plan.record.metric}, "
+        "a mean or std over the group this trial is one member of"
+    ]
+    lines += [
         f"{outcome.metric} recorded: {_shown(old, outcome.plan.recorded)}",
         f"{outcome.metric} rerun:    {_shown(new, outcome.result)}",
     ]

@@ -21,6 +21,7 @@ from hparams_lab.writer import (
     RunWriter,
     scalars_summary,
     session_end_summary,
+    session_group,
     session_start_summary,
 )
 
@@ -29,19 +30,23 @@ TrainFn = Callable[[Trial, EpochCallback], Any]
 
 
 class Reporter(Protocol):
-    def trial_started(self, trial: Trial, total: int) -> None: ...
+    def note(self, message: str) -> None: ...
+    def trial_started(self, trial: Trial, position: int, total: int) -> None: ...
     def epoch_ended(self, trial: Trial, epoch: int, logs: Mapping[str, float]) -> None: ...
-    def trial_finished(self, result: TrialResult, total: int) -> None: ...
+    def trial_finished(self, result: TrialResult, position: int, total: int) -> None: ...
 
 
 class SilentReporter:
-    def trial_started(self, trial: Trial, total: int) -> None:
+    def note(self, message: str) -> None:
+        pass
+
+    def trial_started(self, trial: Trial, position: int, total: int) -> None:
         pass
 
     def epoch_ended(self, trial: Trial, epoch: int, logs: Mapping[str, float]) -> None:
         pass
 
-    def trial_finished(self, result: TrialResult, total: int) -> None:
+    def trial_finished(self, result: TrialResult, position: int, total: int) -> None:
         pass
 
 
@@ -53,12 +58,20 @@ def run_trials(
 ) -> list[TrialResult]:
     reporter = reporter or SilentReporter()
     results = []
-    for trial in trials:
-        reporter.trial_started(trial, len(trials))
-        result = run_trial(trial, train, experiment_dir / trial.id, reporter)
-        reporter.trial_finished(result, len(trials))
+    for position, trial in enumerate(trials, start=1):
+        reporter.trial_started(trial, position, len(trials))
+        result = run_trial(trial, train, attempt_dir(experiment_dir, trial.id), reporter)
+        reporter.trial_finished(result, position, len(trials))
         results.append(result)
     return results
+
+
+def attempt_dir(experiment_dir: Path, trial_id: str) -> Path:
+    """A fresh run directory for every attempt: <id>, then <id>.2, <id>.3 ..."""
+    candidate, n = experiment_dir / trial_id, 2
+    while candidate.exists():
+        candidate, n = experiment_dir / f"{trial_id}.{n}", n + 1
+    return candidate
 
 
 def run_trial(trial: Trial, train: TrainFn, run_dir: Path, reporter: Reporter) -> TrialResult:
@@ -66,7 +79,7 @@ def run_trial(trial: Trial, train: TrainFn, run_dir: Path, reporter: Reporter) -
     started = time.time()
     run_dir.mkdir(parents=True, exist_ok=False)
     with RunWriter(run_dir) as writer:
-        writer.write(session_start_summary(trial, started))
+        writer.write(session_start_summary(trial, session_group(run_dir.parent.name, trial), started))
         writer.flush()
 
         def on_epoch(epoch: int, logs: Mapping[str, float]) -> None:
@@ -111,7 +124,7 @@ def _finish(
         writer.write(scalars_summary(summary), step=max(epochs - 1, 0))
     writer.write(session_end_summary(status))
     writer.flush()
-    result = TrialResult(trial, status, summary, epochs, time.time() - started, error)
+    result = TrialResult(trial, status, summary, epochs, time.time() - started, error, run_dir)
     record = result.to_json()
     if details:
         record["traceback"] = details

@@ -7,24 +7,32 @@ before anything is written to the logdir.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import os
+import pickle
 import platform
+import shutil
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+from hparams_lab import groups, resume
 from hparams_lab import metrics as m
-from hparams_lab.data import check_dataset, load_dataset
+from hparams_lab.data import check_dataset, check_folds, load_dataset
 from hparams_lab.errors import UserError
+from hparams_lab.executor import WorkerJob, run_parallel
 from hparams_lab.experiment import ExperimentRecord, check_experiment_name, create_experiment_dir, find_experiments
+from hparams_lab.jsonfile import read_json, write_json_atomic
+from hparams_lab.lock import LOCK_NAME, ExperimentLock, check_unlocked
 from hparams_lab.models import ModelSpec, check_hparam_values, check_hparams, check_optimizer, resolve_model
-from hparams_lab.runner import Reporter, ranked, run_trials
+from hparams_lab.runner import Reporter, SilentReporter, ranked, run_trials
 from hparams_lab.space import Discrete, HParam, RealInterval, Space
 from hparams_lab.strategies import make_trials
-from hparams_lab.trial import TrialResult
-from hparams_lab.writer import union_config, write_root_config
+from hparams_lab.trial import Trial, TrialResult
+from hparams_lab.writer import RunWriter, scalars_summary, union_config, write_root_config
 
 # The embedded default: the seeds' units / learning rate / optimizer / extra layer /
 # dropout, small enough that its 32-point grid trains in under 3 minutes on 2 cores.
@@ -44,7 +52,7 @@ DEFAULT_TRIALS = 10  # random search
 class StudyResult:
     experiment_dir: Path
     metric: str
-    results: list[TrialResult]  # in trial order
+    results: list[TrialResult]  # every planned run, in plan order (earlier attempts' successes too)
 
     def ranked(self) -> list[TrialResult]:
         return ranked(self.results, self.metric)
@@ -66,66 +74,139 @@ def run_study(
     epochs: int = 20,
     batch_size: int = 64,
     patience: int | None = None,
-    metric: str = m.DEFAULT_METRIC,
+    max_epochs: int | None = None,
+    repeats: int = 1,
+    cv: int | None = None,
+    workers: int = 1,
+    metric: str | None = None,
     logdir: str | os.PathLike = "logs",
     experiment: str | None = None,
+    overwrite: bool = False,
     reporter: Reporter | None = None,
     command: str = "",
 ) -> StudyResult:
-    """Runs a grid or random study and returns every trial's result.
+    """Runs (or resumes) a grid or random study and returns every trial's result.
 
     ``space`` is a Space, a path to a .toml/.json space file, or None for the default.
     ``model`` is "mlp", "cnn", "package.module:function" or a function
-    ``(hparams, input_shape, n_classes) -> keras.Model``.
+    ``(hparams, input_shape, n_classes) -> keras.Model``. ``repeats`` trains each
+    trial that many times with seeds seed, seed+1, ...; ``cv`` runs stratified K-fold
+    cross-validation instead. An existing ``experiment`` is resumed: finished trials
+    are kept, the rest run again; ``overwrite`` starts it over.
     """
-    from hparams_lab.training import TrainSettings, import_keras, train_trial  # Keras loads only here
+    from hparams_lab.training import TrainSettings, import_keras, trainer  # Keras loads only here
 
+    reporter = reporter or SilentReporter()
     space = _resolve_space(space)
-    _check_counts(epochs=epochs, batch_size=batch_size, patience=patience)
-    planned = make_trials(strategy, space, seed=seed, trials=trials)
+    _check_counts(epochs=epochs, batch_size=batch_size, patience=patience, max_epochs=max_epochs,
+                  repeats=repeats, cv=cv, workers=workers)
+    if repeats > 1 and cv is not None:
+        raise UserError("choose --repeats or --cv, not both")
+    group_prefix = groups.prefix(repeats, cv)
+    metric = metric or f"{'' if group_prefix is None else group_prefix + 'mean_'}{m.DEFAULT_METRIC}"
+    base = make_trials(strategy, space, seed=seed, trials=trials)
     model_spec = _resolve_model(model, space)
-    for trial in planned:  # bad values fail now, not after an hour of training
+    if workers > 1:
+        _check_sendable(model)
+    for trial in base:  # bad values fail now, not after an hour of training
         check_hparam_values(model_spec, trial.hparams)
     check_dataset(dataset)
-    _check_metric(metric, has_test=True)
-    experiment_dir = _new_experiment_dir(Path(logdir), experiment)
+    _check_metric(metric, True, group_prefix)
+    experiment_dir = _experiment_dir(Path(logdir), experiment, overwrite)
+    check_unlocked(experiment_dir)
     # The cheap checks are done; loading the data may need Keras (mnist) and can still fail.
     import_keras()  # before any data set loader can pull it in unquieted
     data = load_dataset(dataset, seed=seed)
+    if cv is not None:
+        check_folds(data, cv)
     has_test = data.x_test is not None
-    _check_metric(metric, has_test)
+    _check_metric(metric, has_test, group_prefix)
 
-    declared = m.declared_metrics(has_test)
-    settings = TrainSettings(epochs, batch_size, patience, monitor="val_" + metric.rsplit("_", 1)[-1])
+    planned = _expand(base, repeats, cv)
+    summary = m.summary_names(has_test)
+    aggregates = groups.aggregate_names(summary, group_prefix) if group_prefix is not None else []
+    settings = TrainSettings(epochs, batch_size, patience, "val_" + metric.rsplit("_", 1)[-1], max_epochs)
     record = ExperimentRecord(
         name=experiment_dir.name,
         space=space.to_dict(),
         strategy=strategy,
         seed=seed,
-        trials=len(planned),
+        trials=len(base),
         dataset=dataset,
         model=model_spec.name,
         metric=metric,
-        metrics=[metric_.to_json() for metric_ in declared],
-        settings={"epochs": epochs, "batch_size": batch_size, "patience": patience},
+        metrics=[x.to_json() for x in [m.Metric(name) for name in aggregates] + m.declared_metrics(has_test)],
+        settings={"epochs": epochs, "batch_size": batch_size, "patience": patience, "max_epochs": max_epochs,
+                  "repeats": repeats, "cv": cv},
         versions=_versions(),
         command=command,
         created=dt.datetime.now().isoformat(timespec="seconds"),
     )
-    create_experiment_dir(experiment_dir)
-    record.write(experiment_dir)
-    write_root_config(
-        experiment_dir.parent,
-        union_config(
+    train = trainer(data, model_spec, settings, cv, seed)
+
+    with _opened(experiment_dir, record, overwrite):
+        progress = resume.scan(experiment_dir)
+        if progress.done or progress.failed or progress.cut_off:
+            reporter.note(resume.describe(experiment_dir.name, planned, progress))
+        by_id = {t.id: t for t in planned}
+        for run_dir in progress.cut_off:
+            resume.close_cut_off(run_dir, by_id.get(resume.trial_id_of(run_dir)))
+        write_root_config(experiment_dir.parent, union_config(
             (Space.from_dict(rec.space), rec.declared_metrics) for _, rec in find_experiments(experiment_dir.parent)
-        ),
-    )
-
-    def train(trial, on_epoch):
-        return train_trial(trial, data, model_spec, settings, on_epoch)
-
-    results = run_trials(planned, train, experiment_dir, reporter)
+        ))
+        todo = [t for t in planned if t.id not in progress.done]
+        if workers > 1:
+            job = WorkerJob(dataset, seed, model, settings, cv)
+            new_results = run_parallel(todo, job, experiment_dir, workers, reporter)
+        else:
+            new_results = run_trials(todo, train, experiment_dir, reporter)
+        new = {r.trial.id: r for r in new_results}
+        results = [progress.done.get(t.id) or new[t.id] for t in planned]
+        if group_prefix is not None:
+            results = _add_group_metrics(results, group_prefix, repeats if cv is None else cv)
     return StudyResult(experiment_dir, metric, results)
+
+
+def _expand(base: list[Trial], repeats: int, cv: int | None) -> list[Trial]:
+    """Each planned point once, R times with seeds seed..seed+R-1, or once per CV fold."""
+    if cv is not None:
+        return [dataclasses.replace(t, fold=k) for t in base for k in range(cv)]
+    return [dataclasses.replace(t, seed=t.seed + r, repeat=r) for t in base for r in range(repeats)]
+
+
+def _add_group_metrics(results: list[TrialResult], group_prefix: str, expected: int) -> list[TrialResult]:
+    """Once a group is complete, its mean/std go into each member's logs and trial.json."""
+    updated = {}
+    for members in groups.by_group(results).values():
+        stats = groups.aggregate(members, group_prefix, expected)
+        if not stats or all(r.metrics.get(k) == v for r in members for k, v in stats.items()):
+            continue
+        for result in members:
+            with RunWriter(result.run_dir) as writer:
+                writer.write(scalars_summary(stats), step=max(result.epochs - 1, 0))
+            new = dataclasses.replace(result, metrics={**result.metrics, **stats})
+            record = read_json(result.run_dir / "trial.json")
+            write_json_atomic(result.run_dir / "trial.json", {**record, "metrics": new.metrics})
+            updated[result.trial.id] = new
+    return [updated.get(r.trial.id, r) for r in results]
+
+
+@contextlib.contextmanager
+def _opened(experiment_dir: Path, record: ExperimentRecord, overwrite: bool) -> Iterator[None]:
+    """Creates, resumes or starts over an experiment, holding its lock throughout."""
+    resuming = experiment_dir.exists() and any(experiment_dir.iterdir()) and not overwrite
+    if resuming:
+        old = resume.read_record(experiment_dir)
+        resume.check_resumable(old, record)
+        record = dataclasses.replace(record, created=old.created)
+    create_experiment_dir(experiment_dir)
+    with ExperimentLock(experiment_dir):
+        if overwrite:
+            for path in experiment_dir.iterdir():
+                if path.name != LOCK_NAME:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+        record.write(experiment_dir)
+        yield
 
 
 def _resolve_space(space: Space | str | os.PathLike | None) -> Space:
@@ -138,7 +219,7 @@ def _resolve_space(space: Space | str | os.PathLike | None) -> Space:
 
 def _check_counts(**counts: int | None) -> None:
     for name, value in counts.items():
-        minimum = 0 if name == "patience" else 1
+        minimum = {"patience": 0, "cv": 2}.get(name, 1)
         if value is not None and (not isinstance(value, int) or value < minimum):
             flag = "--" + name.replace("_", "-")
             raise UserError(f"{flag} must be a whole number >= {minimum}, got {value!r}")
@@ -160,19 +241,37 @@ def _resolve_model(model: str | Callable[..., Any], space: Space) -> ModelSpec:
     return spec
 
 
-def _check_metric(metric: str, has_test: bool) -> None:
-    allowed = m.summary_names(has_test)
+def _check_sendable(model: str | Callable[..., Any]) -> None:
+    """Worker processes import the model function by name: it must be importable."""
+    try:
+        pickle.dumps(model)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        raise UserError(
+            f"--workers needs a model function importable by name (module:function); "
+            f"{getattr(model, '__qualname__', model)!r} is defined where worker processes can't import it"
+        ) from None
+
+
+def _check_metric(metric: str, has_test: bool, group_prefix: str | None) -> None:
+    def names(test: bool) -> list[str]:
+        summary = m.summary_names(test)
+        return summary + (groups.aggregate_names(summary, group_prefix) if group_prefix is not None else [])
+
+    allowed = names(has_test)
     if metric not in allowed:
-        why = "this data set has no test split" if metric in m.summary_names(True) else "unknown"
+        why = "this data set has no test split" if metric in names(True) else "unknown"
         raise UserError(f"--metric {metric!r}: {why}; choose one of {', '.join(allowed)}")
 
 
-def _new_experiment_dir(logdir: Path, name: str | None) -> Path:
+def _experiment_dir(logdir: Path, name: str | None, overwrite: bool) -> Path:
+    """Where the experiment goes; checks paths without creating anything."""
     if logdir.exists() and not logdir.is_dir():
         raise UserError(f"logdir {str(logdir)!r} is a file, not a directory")
     existing = logdir
     while not existing.exists():
         existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"logdir {str(logdir)!r} cannot be created: {str(existing)!r} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"logdir {str(logdir)!r} is not writable")
     if name is None:
@@ -181,9 +280,10 @@ def _new_experiment_dir(logdir: Path, name: str | None) -> Path:
         while (logdir / name).exists():  # two studies started in the same second
             name, n = f"{stamp}-{n}", n + 1
     check_experiment_name(name)
-    if (logdir / name).exists():
-        raise UserError(f"experiment {name!r} already exists in {str(logdir)!r}; choose another --experiment")
-    return logdir / name
+    path = logdir / name
+    if overwrite and path.exists() and any(path.iterdir()) and not (path / "experiment.json").exists():
+        raise UserError(f"--overwrite: {str(path)!r} is not an hparams_lab experiment; refusing to delete it")
+    return path
 
 
 def _versions() -> dict[str, str]:

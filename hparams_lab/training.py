@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from hparams_lab.data import Dataset
+from hparams_lab.data import Dataset, cv_fold
 from hparams_lab.models import ModelSpec, build_model, build_optimizer
 from hparams_lab.trial import Trial
 
@@ -29,6 +30,7 @@ class TrainSettings:
     batch_size: int = 64
     patience: int | None = None  # early stopping on the monitored validation metric
     monitor: str = "val_accuracy"
+    max_epochs: int | None = None  # caps every trial, an 'epochs' hparam too (quick runs)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,16 @@ def _held_stderr(keep: Callable[[str], bool]):
             sys.stderr.flush()
 
 
+def trainer(data: Dataset, model_spec: ModelSpec, settings: TrainSettings, folds: int | None, seed: int):
+    """The runner's ``train(trial, on_epoch)``; with CV, each trial trains on its own fold."""
+
+    def train(trial: Trial, on_epoch: EpochCallback) -> TrainOutcome:
+        fold_data = data if trial.fold is None else cv_fold(data, trial.fold, folds, seed)
+        return train_trial(trial, fold_data, model_spec, settings, on_epoch)
+
+    return train
+
+
 def train_trial(
     trial: Trial,
     dataset: Dataset,
@@ -123,6 +135,8 @@ def train_trial(
 
     hparams = dict(trial.hparams)
     epochs = int(hparams.get("epochs", settings.epochs))
+    if settings.max_epochs is not None:
+        epochs = min(epochs, settings.max_epochs)
     batch_size = int(hparams.get("batch_size", settings.batch_size))
 
     with _custom_gradients_released():
@@ -175,7 +189,7 @@ def _custom_gradients_released():
 
 
 def _callbacks(keras: Any, settings: TrainSettings, on_epoch: EpochCallback | None) -> list:
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    callbacks = [_epoch_watch(keras, on_epoch)]
     if settings.patience is not None:
         mode = "min" if "loss" in settings.monitor else "max"
         callbacks.append(
@@ -186,6 +200,22 @@ def _callbacks(keras: Any, settings: TrainSettings, on_epoch: EpochCallback | No
                 restore_best_weights=True,
             )
         )
-    if on_epoch is not None:
-        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, logs or {})))
     return callbacks
+
+
+def _epoch_watch(keras: Any, on_epoch: EpochCallback | None) -> Any:
+    """Reports each epoch and stops on a NaN/inf loss.
+
+    Epoch-level on purpose: a per-batch hook (keras' TerminateOnNaN) makes Keras
+    fetch the logs after every step, which slows small models noticeably.
+    """
+
+    class EpochWatch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+            logs = logs or {}
+            if on_epoch is not None:
+                on_epoch(epoch, logs)
+            if not math.isfinite(float(logs.get("loss", 0.0))):
+                self.model.stop_training = True
+
+    return EpochWatch()

@@ -6,6 +6,7 @@ import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -35,6 +36,7 @@ class Trial:
     hparams: dict[str, Any]
     seed: int
     repeat: int = 0
+    fold: int | None = None  # cross-validation fold, None without --cv
     index: int = field(default=0, compare=False)  # position in the study, for display only
 
     @property
@@ -44,8 +46,11 @@ class Trial:
 
     @property
     def id(self) -> str:
-        """Short, deterministic: the same hparams, seed and repeat always give the same id."""
-        return _digest({"hparams": self.hparams, "seed": self.seed, "repeat": self.repeat})[:12]
+        """Short, deterministic: the same hparams, seed, repeat and fold always give the same id."""
+        payload = {"hparams": self.hparams, "seed": self.seed, "repeat": self.repeat}
+        if self.fold is not None:
+            payload["fold"] = self.fold
+        return _digest(payload)[:12]
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class TrialResult:
     epochs: int = 0
     wall_time_s: float = 0.0
     error: str | None = None
+    run_dir: Path | None = field(default=None, compare=False)  # where it ran; not part of the record
 
     def to_json(self) -> dict:
         return {
@@ -67,6 +73,7 @@ class TrialResult:
             "hparams": self.trial.hparams,
             "seed": self.trial.seed,
             "repeat": self.trial.repeat,
+            "fold": self.trial.fold,
             "status": self.status.value,
             "metrics": self.metrics,
             "epochs": self.epochs,
@@ -76,7 +83,9 @@ class TrialResult:
 
     @classmethod
     def from_json(cls, data: dict) -> "TrialResult":
-        trial = Trial(data["hparams"], data["seed"], data.get("repeat", 0), data.get("index", 0))
+        trial = Trial(
+            data["hparams"], data["seed"], data.get("repeat", 0), data.get("fold"), data.get("index", 0)
+        )
         return cls(
             trial,
             TrialStatus(data["status"]),

@@ -121,9 +121,18 @@ def config_summary(experiment: api_pb2.Experiment) -> summary_pb2.Summary:
     return _hparams_summary(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment))
 
 
-def session_start_summary(trial: Trial, start_time: float | None = None) -> summary_pb2.Summary:
+def session_group(experiment: str, trial: Trial) -> str:
+    """TensorBoard's session group: one per hparams set within one experiment.
+
+    Scoped to the experiment, so equal hparams in two experiments (other data, other
+    epochs) stay apart in the whole-logdir view instead of being averaged together.
+    """
+    return f"{experiment}/{trial.group[:12]}"
+
+
+def session_start_summary(trial: Trial, group: str, start_time: float | None = None) -> summary_pb2.Summary:
     info = plugin_data_pb2.SessionStartInfo(
-        group_name=trial.group,
+        group_name=group,
         start_time_secs=time.time() if start_time is None else start_time,
     )
     for name, value in trial.hparams.items():

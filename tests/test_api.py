@@ -26,6 +26,6 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert all(0.0 <= r.metrics["best_val_accuracy"] <= 1.0 for r in study.results)
     assert study.experiment_dir == Path("logs") / "notebook-demo"
     assert sorted(p.name for p in (tmp_path / "logs" / "notebook-demo").iterdir()) == sorted(
-        ["experiment.json"] + [r.trial.id for r in study.results]
+        [".lock", "experiment.json"] + [r.trial.id for r in study.results]
     )
     assert "best:" in capsys.readouterr().out

@@ -58,12 +58,15 @@ def test_grid_needs_points(runner, tmp_path):
     assert_user_error(result, logdir, "hparam 'dropout': RealInterval(0.0, 0.5) has no grid")
 
 
-def test_existing_experiment_is_refused(runner, tmp_path):
-    (tmp_path / "logs" / "exp1").mkdir(parents=True)
-    result = runner.invoke(main, ["--logdir", str(tmp_path / "logs"), "--experiment", "exp1"])
-    assert result.exit_code == 2
-    assert "experiment 'exp1' already exists" in result.output
-    assert list((tmp_path / "logs").iterdir()) == [tmp_path / "logs" / "exp1"]
+def test_a_directory_that_is_not_an_experiment_is_left_alone(runner, tmp_path):
+    foreign = tmp_path / "logs" / "exp1"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        result = runner.invoke(main, ["--logdir", str(tmp_path / "logs"), "--experiment", "exp1", *extra])
+        assert result.exit_code == 2, result.output
+        assert "is not an hparams_lab experiment" in result.output
+        assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
 
 
 def test_help_lists_the_study_flags_and_commands(runner):

@@ -36,14 +36,14 @@ class Recorder:
     def __init__(self):
         self.events = []
 
-    def trial_started(self, trial, total):
-        self.events.append(("start", trial.id, total))
+    def trial_started(self, trial, position, total):
+        self.events.append(("start", trial.id, position, total))
 
     def epoch_ended(self, trial, epoch, logs):
         self.events.append(("epoch", trial.id, epoch))
 
-    def trial_finished(self, result, total):
-        self.events.append(("end", result.trial.id, result.status))
+    def trial_finished(self, result, position, total):
+        self.events.append(("end", result.trial.id, position, result.status))
 
 
 def test_success_writes_run_dirs_and_trial_json(tmp_path):
@@ -102,11 +102,11 @@ def test_reporter_sees_every_step(tmp_path):
     run_trials(TRIALS[:2], fake_train(ACCURACIES), tmp_path, recorder)
     first = TRIALS[0].id
     assert recorder.events[:5] == [
-        ("start", first, 2),
+        ("start", first, 1, 2),
         ("epoch", first, 0),
         ("epoch", first, 1),
         ("epoch", first, 2),
-        ("end", first, TrialStatus.SUCCESS),
+        ("end", first, 1, TrialStatus.SUCCESS),
     ]
     assert len(recorder.events) == 10
 

@@ -130,7 +130,32 @@ def test_whole_logdir_view_shows_both_experiments(logs):
     assert infos["learning_rate"]["domainInterval"] == {"minValue": 0.001, "maxValue": 0.01}
     statuses = session_statuses(groups)
     assert statuses == {name: "STATUS_" + t["status"] for name, t in prefixed.items()}
+    # Session groups are scoped to their experiment: equal hparams elsewhere never merge in.
+    assert {name.split("/")[0] for name in groups_by_name(groups)} == {"A", "B"}
     for group in groups_by_name(groups).values():
         (session,) = group["sessions"]
         trial = prefixed[session["name"]]
         assert group_hparams(group) == pytest.approx(trial["hparams"])
+
+
+def test_review_reads_the_runner_logs_exactly(logs):
+    """`review` agrees with every trial.json: ids, experiments, statuses, typed hparams, metrics."""
+    out = subprocess.run(
+        [sys.executable, "run.py", "review", str(logs), "--format", "json"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout
+    rows = {row["trial_id"]: row for row in json.loads(out)}
+    expected = {**{k: ("A", v) for k, v in trials_of(logs / "A").items()},
+                **{k: ("B", v) for k, v in trials_of(logs / "B").items()}}
+    assert set(rows) == set(expected)
+    for trial_id, (experiment, trial) in expected.items():
+        row = rows[trial_id]
+        assert row["experiment"] == experiment
+        assert row["status"] == trial["status"]
+        assert row["hparams"] == trial["hparams"]  # ints, floats, strings and bools as logged
+        for name, value in trial["metrics"].items():
+            assert row["metrics"][name] == pytest.approx(value, rel=1e-6)
+        if trial["status"] == "SUCCESS":
+            assert row["best"]["validation/epoch_accuracy"]["value"] == pytest.approx(
+                trial["metrics"]["best_val_accuracy"], rel=1e-6
+            )

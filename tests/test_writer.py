@@ -11,6 +11,7 @@ from hparams_lab.writer import (
     merge_hparam_infos,
     scalars_summary,
     session_end_summary,
+    session_group,
     session_start_summary,
     union_config,
     write_root_config,
@@ -25,10 +26,10 @@ def plugin_data(summary):
 
 def test_session_start_carries_typed_hparams_and_group():
     trial = Trial({"units": 32, "lr": 0.01, "optimizer": "adam", "extra": True}, seed=0)
-    tag, data = plugin_data(session_start_summary(trial, start_time=5.0))
+    tag, data = plugin_data(session_start_summary(trial, session_group("exp", trial), start_time=5.0))
     assert tag == metadata.SESSION_START_INFO_TAG
     info = data.session_start_info
-    assert info.group_name == trial.group
+    assert info.group_name == f"exp/{trial.group[:12]}"
     assert info.start_time_secs == 5.0
     assert info.hparams["units"].number_value == 32
     assert info.hparams["lr"].number_value == 0.01

@@ -1,0 +1,144 @@
+"""Studies killed with SIGKILL at several moments, then resumed; two runners on one experiment.
+
+Each study is a real `python run.py` process. After the resumes, every planned
+trial has exactly one SUCCESS, nothing is left open in a real TensorBoard, and
+trials that had finished were not trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hparams_lab.strategies import make_trials
+from hparams_lab.study import DEFAULT_SPACE
+from tests.tbserver import TensorBoardServer, session_statuses
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIALS, EPOCHS = 3, 4
+PLANNED = [t.id for t in make_trials("random", DEFAULT_SPACE, seed=0, trials=TRIALS)]
+
+pytestmark = pytest.mark.slow
+
+
+def study_command(logdir: Path, experiment: str, epochs: int = EPOCHS) -> list[str]:
+    return [sys.executable, "run.py", "--trials", str(TRIALS), "--epochs", str(epochs),
+            "--logdir", str(logdir), "--experiment", experiment]
+
+
+def start(logdir: Path, experiment: str, epochs: int = EPOCHS) -> subprocess.Popen:
+    return subprocess.Popen(study_command(logdir, experiment, epochs), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(condition, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"study ended before the moment came: {process.communicate()}"
+        assert time.monotonic() < deadline, "the moment to kill never came"
+        time.sleep(0.01)
+
+
+def finished(experiment_dir: Path) -> list[Path]:
+    return sorted(experiment_dir.glob("*/trial.json"))
+
+
+def epoch_logged(run_dir: Path) -> bool:
+    files = list((run_dir / "validation").glob("events.out.tfevents.*"))
+    return bool(files) and files[0].stat().st_size > 200  # past the file-version record
+
+
+# The moments: (name, condition on the experiment dir)
+MOMENTS = {
+    "before-any-trial-ends": lambda d: any(d.glob("*/events.out.tfevents.*")) and not finished(d),
+    "right-after-a-trial-ends": lambda d: len(finished(d)) == 1,
+    "mid-trial": lambda d: len(finished(d)) == 1
+    and any(epoch_logged(r) for r in d.iterdir() if r.is_dir() and not (r / "trial.json").exists()),
+}
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("faults") / "logs"
+    kept = {}
+    for name, moment in MOMENTS.items():
+        process = start(logdir, name)
+        wait_until(lambda: (logdir / name).is_dir() and moment(logdir / name), process)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        kept[name] = {p: p.stat().st_mtime_ns for p in finished(logdir / name)}
+        resumed = subprocess.run(study_command(logdir, name), cwd=ROOT, capture_output=True, text=True)
+        assert resumed.returncode == 0, resumed.stderr
+        assert f"resuming experiment '{name}'" in resumed.stdout
+    return logdir, kept
+
+
+def test_every_planned_trial_succeeds_exactly_once(killed_and_resumed):
+    logdir, _ = killed_and_resumed
+    for name in MOMENTS:
+        records = [json.loads(p.read_text()) for p in finished(logdir / name)]
+        successes = [r["id"] for r in records if r["status"] == "SUCCESS"]
+        assert sorted(successes) == sorted(PLANNED), name
+        assert {r["status"] for r in records} <= {"SUCCESS", "FAILURE"}
+        # every attempt directory was closed with a trial.json
+        runs = [p for p in (logdir / name).iterdir() if p.is_dir()]
+        assert all((run / "trial.json").exists() for run in runs)
+
+
+def test_finished_trials_were_not_retrained(killed_and_resumed):
+    _, kept = killed_and_resumed
+    assert kept["right-after-a-trial-ends"] and kept["mid-trial"]
+    for name, files in kept.items():
+        for path, mtime in files.items():
+            assert path.stat().st_mtime_ns == mtime, f"{name}: {path} was rewritten"
+
+
+def test_cut_off_attempts_are_closed_as_failure(killed_and_resumed):
+    logdir, _ = killed_and_resumed
+    cut = [json.loads(p.read_text()) for name in MOMENTS for p in finished(logdir / name)
+           if "interrupted" in (json.loads(p.read_text()).get("error") or "")]
+    assert len(cut) == 3  # one per kill: each moment had exactly one trial in flight
+    assert all(r["status"] == "FAILURE" for r in cut)
+
+
+def test_tensorboard_shows_no_open_session(killed_and_resumed):
+    logdir, _ = killed_and_resumed
+    runs = [run for name in MOMENTS for run in (logdir / name).iterdir() if run.is_dir()]
+    with TensorBoardServer(logdir) as tb:
+        groups = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            groups = tb.session_groups()
+            if len(session_statuses(groups)) == len(runs):
+                break
+            time.sleep(0.2)
+    statuses = session_statuses(groups)
+    assert len(statuses) == len(runs)
+    assert set(statuses.values()) <= {"STATUS_SUCCESS", "STATUS_FAILURE"}
+    assert list(statuses.values()).count("STATUS_SUCCESS") == TRIALS * len(MOMENTS)
+
+
+def test_a_second_runner_is_refused_while_the_first_lives(tmp_path):
+    logdir = tmp_path / "logs"
+    first = start(logdir, "shared", epochs=200)  # alive until killed below
+    try:
+        wait_until(lambda: any((logdir / "shared").glob("*/events.out.tfevents.*")), first)
+        second = subprocess.run(study_command(logdir, "shared", 200), cwd=ROOT, capture_output=True, text=True)
+        assert second.returncode == 2
+        assert f"being run by another process (pid {first.pid})" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    # A killed runner leaves no stale lock: starting the experiment over takes it at once.
+    again = subprocess.run(study_command(logdir, "shared", epochs=1) + ["--overwrite"],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "3/3 trials succeeded" in again.stdout

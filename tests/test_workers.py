@@ -1,0 +1,55 @@
+"""--workers N: the same trials and results as one worker; a killed worker costs one trial."""
+
+from __future__ import annotations
+
+import pytest
+
+from hparams_lab import Discrete, HParam, Space, run_study
+from hparams_lab.errors import UserError
+
+pytestmark = pytest.mark.slow
+
+KILLER = '''
+import os, signal
+import keras
+
+def build(hparams, input_shape, n_classes):
+    if hparams["units"] == 13:
+        os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-trial
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(hparams["units"], activation="relu"),
+                             keras.layers.Dense(n_classes, activation="softmax")])
+'''
+
+
+def test_two_workers_give_the_same_trials_and_results(tmp_path):
+    options = dict(trials=4, epochs=2, logdir=tmp_path)
+    one = run_study(experiment="one", workers=1, **options)
+    two = run_study(experiment="two", workers=2, **options)
+    assert [r.trial.id for r in two.results] == [r.trial.id for r in one.results]
+    assert [r.status for r in two.results] == [r.status for r in one.results]
+    # Op determinism and per-trial seeds: the numbers agree across processes too.
+    assert [r.metrics for r in two.results] == [r.metrics for r in one.results]
+    assert len(list((tmp_path / "two").glob("*/trial.json"))) == 4
+
+
+def test_a_killed_worker_costs_only_its_trial(tmp_path, monkeypatch):
+    (tmp_path / "killer_model.py").write_text(KILLER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    space = Space([HParam("units", Discrete([8, 13, 16, 32]))])
+    study = run_study(space, model="killer_model:build", strategy="grid", epochs=1, workers=2,
+                      logdir=tmp_path / "logs", experiment="killed")
+    statuses = {r.trial.hparams["units"]: r.status.value for r in study.results}
+    assert statuses == {8: "SUCCESS", 13: "FAILURE", 16: "SUCCESS", 32: "SUCCESS"}
+    dead = next(r for r in study.results if r.trial.hparams["units"] == 13)
+    assert dead.error == "the worker process running this trial died"
+    assert (dead.run_dir / "trial.json").exists()
+
+
+def test_a_notebook_function_cannot_go_to_workers(tmp_path):
+    def local_model(hparams, input_shape, n_classes):  # not importable by name
+        raise AssertionError("never built")
+
+    with pytest.raises(UserError, match="--workers needs a model function importable by name"):
+        run_study(model=local_model, workers=2, trials=1, epochs=1, logdir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
