@@ -1,9 +1,9 @@
 """Bad inputs, tried on purpose: each gives one clear line, exit code 2 and writes nothing.
 
 One table through the CLI. Our own errors print exactly one line; click's option
-errors print its usage first, then one error line. Not here yet: --repeats and --cv
-(flags to come). A logdir that is "not writable" as root (who ignores permissions):
-a path under a regular file, and one under /proc, where nothing can be created.
+errors print its usage first, then one error line. A logdir that is "not writable"
+as root (who ignores permissions): a path under a regular file, and one under /proc,
+where nothing can be created.
 """
 
 from pathlib import Path
@@ -44,6 +44,7 @@ INPUTS = {
     "word_labels.npz": npz(x_train=X20, y_train=np.array(["cat", "dog"] * 10)),
     "negative_labels.npz": npz(x_train=X20, y_train=Y20 - 1),
     "half_test.npz": npz(x_train=X20, y_train=Y20, x_test=X20),
+    "ten_per_class.npz": npz(x_train=X20, y_train=Y20),
     "text.npz": text("x,y\n1,2\n"),
     "a_file": text("not a directory"),
 }
@@ -82,8 +83,15 @@ CASES = [
     ("negative batch size hparam", ["--space", "{in}/negative_batch.toml"],
      "hyperparameter 'batch_size' = -8 is invalid", OWN),
     ("negative patience", ["--patience", "-1"], "Invalid value for '--patience'", CLICK),
+    ("zero repeats", ["--repeats", "0"], "Invalid value for '--repeats': 0 is not in the range x>=1", CLICK),
+    ("negative repeats", ["--repeats", "-2"], "Invalid value for '--repeats': -2 is not in the range x>=1", CLICK),
+    ("zero folds", ["--cv", "0"], "Invalid value for '--cv': 0 is not in the range x>=2", CLICK),
+    ("one fold", ["--cv", "1"], "Invalid value for '--cv': 1 is not in the range x>=2", CLICK),
+    ("more folds than samples", ["--cv", "11", "--dataset", "{in}/ten_per_class.npz"],
+     "--cv 11: class 0 of data set", OWN),
+    ("repeats and folds", ["--repeats", "2", "--cv", "2"], "choose --repeats or --cv, not both", OWN),
     ("logdir is a file", ["--logdir", "{in}/a_file"], "is a file, not a directory", OWN),
-    ("logdir under a file", ["--logdir", "{in}/a_file/logs"], "is not writable", OWN),
+    ("logdir under a file", ["--logdir", "{in}/a_file/logs"], "cannot be created: ", OWN),
     ("logdir under /proc", ["--logdir", "/proc/hparams_lab_test/logs"], "is not writable: cannot create", OWN),
     ("experiment with a slash", ["--experiment", "a/b"], "experiment name 'a/b' is not allowed", OWN),
     ("experiment ..", ["--experiment", ".."], "experiment name '..' is not allowed", OWN),

@@ -196,3 +196,14 @@ def test_the_summary_of_a_recorded_failure(tmp_path):
     assert lines[1] == "best_val_accuracy rerun:    0.75"
     assert not any(line.startswith("difference") for line in lines)
     assert lines[-1].startswith("differs")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("grouping", [{"repeats": 2}, {"cv": 2}], ids=["repeat", "cv fold"])
+def test_a_group_member_is_rerun_on_its_own_seed_and_fold(runner, tmp_path, grouping):
+    study = run_study(trials=1, epochs=2, seed=3, logdir=tmp_path / "logs", experiment="exp", **grouping)
+    member = study.results[1]  # the second repeat (seed 4) or the second fold
+    output = rerun_ok(runner, study.experiment_dir / member.trial.id)
+    assert f"comparing best_val_accuracy: the experiment ranks by {study.metric}" in output
+    assert f"best_val_accuracy rerun:    {member.metrics['best_val_accuracy']!r}" in output
+    assert "matches" in output
