@@ -37,15 +37,18 @@ class RssReporter:
     def __init__(self) -> None:
         self.after: list[float] = []
 
-    def trial_started(self, trial: Trial, total: int) -> None:
+    def note(self, message: str) -> None:
+        pass
+
+    def trial_started(self, trial: Trial, position: int, total: int) -> None:
         pass
 
     def epoch_ended(self, trial: Trial, epoch: int, logs: Mapping[str, float]) -> None:
         pass
 
-    def trial_finished(self, result: TrialResult, total: int) -> None:
+    def trial_finished(self, result: TrialResult, position: int, total: int) -> None:
         self.after.append(rss_mib())
-        print(f"trial {len(self.after):>3}/{total}  {result.status.value:<7}  RSS {self.after[-1]:7.1f} MiB", flush=True)
+        print(f"trial {position:>3}/{total}  {result.status.value:<7}  RSS {self.after[-1]:7.1f} MiB", flush=True)
 
 
 def main() -> None:
