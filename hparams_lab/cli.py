@@ -124,3 +124,28 @@ def tensorboard(logdir: str, tensorboard_args: tuple[str, ...]) -> None:
         fail(f"logdir {logdir!r} does not exist; run a study first")
     argv = [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, *tensorboard_args]
     os.execv(sys.executable, argv)
+
+
+@main.command()
+@click.argument("trial_dir", type=click.Path())
+def rerun(trial_dir: str) -> None:
+    """Train TRIAL_DIR (LOGDIR/EXPERIMENT/TRIAL) again and compare its ranked metric.
+
+    The trial's recorded hparams, seed, data set and model are trained into a new run
+    directory <trial-id>.rerun-N in the same experiment; prints the recorded and the
+    new value and whether they match.
+    """
+    from hparams_lab.progress import ConsoleReporter
+    from hparams_lab.rerun import plan_rerun, run_rerun, summary_lines
+
+    try:
+        plan = plan_rerun(trial_dir)
+        reporter = ConsoleReporter(
+            sys.stdout, metric=plan.record.metric, epochs=int(plan.record.settings["epochs"]),
+            live=sys.stdout.isatty(),
+        )
+        outcome = run_rerun(plan, reporter)
+    except UserError as err:
+        fail(str(err))
+    for line in summary_lines(outcome):
+        click.echo(line)

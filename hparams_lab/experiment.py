@@ -26,6 +26,20 @@ def check_experiment_name(name: str) -> None:
         )
 
 
+def create_experiment_dir(path: Path) -> None:
+    """Creates (or keeps, to resume) an experiment directory; the OS's refusal is the user's error.
+
+    The logdir checks before it use access(), which cannot see every refusal: root
+    passes access() under /proc or /sys, and read-only mounts refuse anyway.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"logdir {str(path.parent)!r} is not writable: cannot create {str(path)!r} ({err.strerror})"
+        ) from None
+
+
 @dataclass(frozen=True)
 class ExperimentRecord:
     name: str

@@ -24,7 +24,7 @@ from hparams_lab import metrics as m
 from hparams_lab.data import check_dataset, check_folds, load_dataset
 from hparams_lab.errors import UserError
 from hparams_lab.executor import WorkerJob, run_parallel
-from hparams_lab.experiment import ExperimentRecord, check_experiment_name, find_experiments
+from hparams_lab.experiment import ExperimentRecord, check_experiment_name, create_experiment_dir, find_experiments
 from hparams_lab.jsonfile import read_json, write_json_atomic
 from hparams_lab.lock import LOCK_NAME, ExperimentLock, check_unlocked
 from hparams_lab.models import ModelSpec, check_hparam_values, check_hparams, check_optimizer, resolve_model
@@ -210,7 +210,7 @@ def _opened(experiment_dir: Path, record: ExperimentRecord, overwrite: bool) -> 
         old = resume.read_record(experiment_dir)
         resume.check_resumable(old, record)
         record = dataclasses.replace(record, created=old.created)
-    experiment_dir.mkdir(parents=True, exist_ok=True)
+    create_experiment_dir(experiment_dir)
     with ExperimentLock(experiment_dir):
         if overwrite:
             for path in experiment_dir.iterdir():

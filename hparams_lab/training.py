@@ -51,31 +51,61 @@ def import_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if os.environ.get("HPARAMS_LAB_TF_LOGS"):
         import keras
-        return keras
-    with _held_stderr():
-        import keras
-        import tensorflow as tf
+    else:
+        with _held_stderr(keep=lambda line: False):
+            import keras
+            import tensorflow as tf
 
-        tf.config.list_physical_devices()  # device probing logs too (cuInit on CPU-only hosts)
+            tf.config.list_physical_devices()  # device probing logs too (cuInit on CPU-only hosts)
+    _enable_determinism()
     return keras
 
 
+def _enable_determinism() -> None:
+    """Same seed, same numbers: TensorFlow picks deterministic kernels and tf.data order.
+
+    With keras.utils.set_random_seed per trial, a trial trained twice gives the same
+    history bit for bit (tested on CPU). Process-wide, so set once. It also makes
+    TensorFlow's random ops refuse to run unseeded, which set_random_seed covers.
+    """
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+
+
+# TensorFlow 2.21's determinism rewrite of tf.data's parallel map logs this harmless
+# E-level line now and then during fit ("Unknown attributes will be ignored").
+_TF_NOISE = ("NodeDef mentions attribute use_unbounded_threadpool",)
+
+
+def _not_noise(line: str) -> bool:
+    return not any(noise in line for noise in _TF_NOISE)
+
+
 @contextlib.contextmanager
-def _held_stderr():
+def _held_stderr(keep: Callable[[str], bool]):
+    """fd 2 goes to a temp file; afterwards the lines ``keep`` accepts are written back.
+
+    On an exception everything is written back: the held text may explain it.
+    """
     sys.stderr.flush()
     saved = os.dup(2)
+    failed = False
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
             yield
         except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode("utf-8", "replace"))
+            failed = True
             raise
         finally:
+            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            sink.seek(0)
+            lines = sink.read().decode("utf-8", "replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if failed or keep(line)))
+            sys.stderr.flush()
 
 
 def trainer(data: Dataset, model_spec: ModelSpec, settings: TrainSettings, folds: int | None, seed: int):
@@ -109,27 +139,53 @@ def train_trial(
         epochs = min(epochs, settings.max_epochs)
     batch_size = int(hparams.get("batch_size", settings.batch_size))
 
-    model = build_model(model_spec, hparams, dataset.input_shape, dataset.n_classes)
-    model.compile(
-        optimizer=build_optimizer(hparams),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    history = model.fit(
-        dataset.x_train,
-        dataset.y_train,
-        validation_data=(dataset.x_val, dataset.y_val),
-        epochs=epochs,
-        batch_size=batch_size,
-        verbose=0,
-        callbacks=_callbacks(keras, settings, on_epoch),
-    )
+    with _custom_gradients_released():
+        model = build_model(model_spec, hparams, dataset.input_shape, dataset.n_classes)
+        model.compile(
+            optimizer=build_optimizer(hparams),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        with _held_stderr(keep=_not_noise):
+            history = model.fit(
+                dataset.x_train,
+                dataset.y_train,
+                validation_data=(dataset.x_val, dataset.y_val),
+                epochs=epochs,
+                batch_size=batch_size,
+                verbose=0,
+                callbacks=_callbacks(keras, settings, on_epoch),
+            )
+            test = None
+            if dataset.x_test is not None:
+                test = model.evaluate(dataset.x_test, dataset.y_test, batch_size=512, verbose=0, return_dict=True)
+                test = {name: float(value) for name, value in test.items()}
     logs = {name: [float(v) for v in values] for name, values in history.history.items()}
-    test = None
-    if dataset.x_test is not None:
-        test = model.evaluate(dataset.x_test, dataset.y_test, batch_size=512, verbose=0, return_dict=True)
-        test = {name: float(value) for name, value in test.items()}
     return TrainOutcome(logs, test, epochs=len(logs.get("loss", [])))
+
+
+@contextlib.contextmanager
+def _custom_gradients_released():
+    """Drops the gradient functions a trial's traced steps registered, once it is done.
+
+    Inside a tf.function, every tf.custom_gradient call (Keras' optimizer all-reduces
+    gradients through one) registers a gradient function in TensorFlow's global registry
+    that never lets go; it holds tensors of the trial's graphs, so each trial's
+    train and test functions (~4-5 MiB here) stayed alive for the life of the process
+    whatever clear_session does (tensorflow/tensorflow#97697). The registry is private
+    API: if it moves, this does nothing and training is unaffected.
+    """
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    before = set(registry) if isinstance(registry, dict) else set()
+    try:
+        yield
+    finally:
+        if isinstance(registry, dict):
+            # Only this trial's entries: older graphs of the caller may still need theirs.
+            for name in [n for n in registry if n.startswith("CustomGradient-") and n not in before]:
+                del registry[name]
 
 
 def _callbacks(keras: Any, settings: TrainSettings, on_epoch: EpochCallback | None) -> list:
