@@ -106,6 +106,11 @@ def sort_key(metric: str):
     return key
 
 
+def monitored(metric: str) -> str:
+    """The per-epoch Keras log a ranking metric comes from: best_val_accuracy -> val_accuracy."""
+    return "val_" + metric.rsplit("_", 1)[-1]
+
+
 def run_metric(name: str) -> str:
     """The per-run metric behind a group aggregate: cv_mean_best_val_accuracy -> best_val_accuracy."""
     for prefix in ("cv_mean_", "cv_std_", "mean_", "std_"):

@@ -8,7 +8,7 @@ import time
 from typing import Any, Mapping, Sequence, TextIO
 
 from hparams_lab.groups import by_group
-from hparams_lab.metrics import std_of
+from hparams_lab.metrics import monitored, std_of
 from hparams_lab.trial import Trial, TrialResult, TrialStatus
 
 
@@ -47,7 +47,7 @@ class ConsoleReporter:
         if not self.live:
             return
         epochs = trial.hparams.get("epochs", self.epochs)
-        watched = "val_" + self.metric.rsplit("_", 1)[-1]
+        watched = monitored(self.metric)
         value = logs.get(watched)
         shown = f" {watched}={format_value(float(value))}" if value is not None else ""
         elapsed = time.monotonic() - self._started

@@ -19,6 +19,7 @@ from hparams_lab.experiment import FILENAME as EXPERIMENT_FILE
 from hparams_lab.experiment import ExperimentRecord
 from hparams_lab.jsonfile import read_json
 from hparams_lab.lock import ExperimentLock, check_unlocked
+from hparams_lab.metrics import monitored
 from hparams_lab.models import ModelSpec, resolve_model
 from hparams_lab.runner import Reporter, SilentReporter, run_trial
 from hparams_lab.trial import TrialResult
@@ -96,7 +97,7 @@ def run_rerun(plan: RerunPlan, reporter: Reporter | None = None) -> RerunOutcome
         settings["batch_size"],
         settings["patience"],
         # As run_study derives it: early stopping watches the ranked metric's validation twin.
-        "val_" + record.metric.rsplit("_", 1)[-1],
+        monitored(record.metric),
         settings.get("max_epochs"),
     )
     import_keras()

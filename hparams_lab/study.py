@@ -116,12 +116,7 @@ def run_study(
     _check_metric(metric, True, group_prefix)
     plan = plan_study(strategy, space, DEFAULT_SPACE, seed=seed, trials=trials, metric=metric, logdir=logdir,
                       refine_from=refine_from, top_k=top_k, points=points, base=base_hparams)
-    space, base = plan.space, plan.trials
-    model_spec = _resolve_model(model, space)
-    if workers > 1:
-        _check_sendable(model)
-    for trial in base:  # bad values fail now, not after an hour of training
-        check_hparam_values(model_spec, trial.hparams)
+    model_spec = _check_model(model, plan.space, plan.trials, workers)
     check_dataset(dataset)
     experiment_dir = _experiment_dir(Path(logdir), experiment, overwrite)
     check_unlocked(experiment_dir)
@@ -130,52 +125,73 @@ def run_study(
     data = load_dataset(dataset, seed=seed)
     if cv is not None:
         check_folds(data, cv)
-    has_test = data.x_test is not None
-    _check_metric(metric, has_test, group_prefix)
+    _check_metric(metric, data.x_test is not None, group_prefix)
 
-    planned = _expand(base, repeats, cv)
-    summary = m.summary_names(has_test)
-    aggregates = groups.aggregate_names(summary, group_prefix) if group_prefix is not None else []
-    settings = TrainSettings(epochs, batch_size, patience, "val_" + metric.rsplit("_", 1)[-1], max_epochs)
+    settings = TrainSettings(epochs, batch_size, patience, m.monitored(metric), max_epochs)
     record = ExperimentRecord(
         name=experiment_dir.name,
-        space=space.to_dict(),
+        space=plan.space.to_dict(),
         strategy=strategy,
         seed=seed,
-        trials=len(base),
+        trials=len(plan.trials),
         dataset=dataset,
         model=model_spec.name,
         metric=metric,
-        metrics=[x.to_json() for x in [m.Metric(name) for name in aggregates] + m.declared_metrics(has_test)],
+        metrics=[x.to_json() for x in _declared(data.x_test is not None, group_prefix)],
         settings={"epochs": epochs, "batch_size": batch_size, "patience": patience, "max_epochs": max_epochs,
                   "repeats": repeats, "cv": cv, **plan.settings},
         versions=_versions(),
         command=command,
         created=dt.datetime.now().isoformat(timespec="seconds"),
     )
-    train = trainer(data, model_spec, settings, cv, seed)
+    if workers > 1:
+        job = WorkerJob(dataset, seed, model, settings, cv)
 
+        def run(todo: list[Trial]) -> list[TrialResult]:
+            return run_parallel(todo, job, experiment_dir, workers, reporter)
+    else:
+        train = trainer(data, model_spec, settings, cv, seed)
+
+        def run(todo: list[Trial]) -> list[TrialResult]:
+            return run_trials(todo, train, experiment_dir, reporter)
+
+    planned = _expand(plan.trials, repeats, cv)
     with _opened(experiment_dir, record, overwrite):
-        progress = resume.scan(experiment_dir)
-        if progress.done or progress.failed or progress.cut_off:
-            reporter.note(resume.describe(experiment_dir.name, planned, progress))
-        by_id = {t.id: t for t in planned}
-        for run_dir in progress.cut_off:
-            resume.close_cut_off(run_dir, by_id.get(resume.trial_id_of(run_dir)))
-        write_root_config(experiment_dir.parent, union_config(
-            (Space.from_dict(rec.space), rec.declared_metrics) for _, rec in find_experiments(experiment_dir.parent)
-        ))
-        todo = [t for t in planned if t.id not in progress.done]
-        if workers > 1:
-            job = WorkerJob(dataset, seed, model, settings, cv)
-            new_results = run_parallel(todo, job, experiment_dir, workers, reporter)
-        else:
-            new_results = run_trials(todo, train, experiment_dir, reporter)
-        new = {r.trial.id: r for r in new_results}
-        results = [progress.done.get(t.id) or new[t.id] for t in planned]
+        results = _run_remaining(experiment_dir, planned, run, reporter)
         if group_prefix is not None:
             results = _add_group_metrics(results, group_prefix, repeats if cv is None else cv)
     return StudyResult(experiment_dir, metric, results)
+
+
+def _check_model(model: str | Callable[..., Any], space: Space, trials: list[Trial], workers: int) -> ModelSpec:
+    spec = _resolve_model(model, space)
+    if workers > 1:
+        _check_sendable(model)
+    for trial in trials:  # bad values fail now, not after an hour of training
+        check_hparam_values(spec, trial.hparams)
+    return spec
+
+
+def _declared(has_test: bool, group_prefix: str | None) -> list[m.Metric]:
+    """Every metric the trials will write: group aggregates first, then per-run ones."""
+    summary = m.summary_names(has_test)
+    aggregates = groups.aggregate_names(summary, group_prefix) if group_prefix is not None else []
+    return [m.Metric(name) for name in aggregates] + m.declared_metrics(has_test)
+
+
+def _run_remaining(experiment_dir: Path, planned: list[Trial], run, reporter: Reporter) -> list[TrialResult]:
+    """Resumes: closes cut-off attempts, refreshes the root config, runs what is not done."""
+    progress = resume.scan(experiment_dir)
+    if progress.done or progress.failed or progress.cut_off:
+        reporter.note(resume.describe(experiment_dir.name, planned, progress))
+    by_id = {t.id: t for t in planned}
+    for run_dir in progress.cut_off:
+        resume.close_cut_off(run_dir, by_id.get(resume.trial_id_of(run_dir)))
+    write_root_config(experiment_dir.parent, union_config(
+        (Space.from_dict(rec.space), rec.declared_metrics) for _, rec in find_experiments(experiment_dir.parent)
+    ))
+    new = {r.trial.id: r for r in run([t for t in planned if t.id not in progress.done])}
+    return [progress.done.get(t.id) or new[t.id] for t in planned]
 
 
 def _expand(base: list[Trial], repeats: int, cv: int | None) -> list[Trial]:

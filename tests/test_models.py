@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-from hparams_lab import models
 from hparams_lab.errors import UserError
 from hparams_lab.models import (
     OPTIMIZERS,

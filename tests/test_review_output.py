@@ -41,7 +41,7 @@ def test_terminal_table_passes_no_control_characters(hostile):
 
 def test_csv_neutralises_formulas_and_keeps_numbers(hostile):
     rows = list(csv.reader(io.StringIO(invoke(hostile, "--format", "csv"))))
-    header, by_run = rows[0], {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
+    by_run = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
     assert set(by_run) == {"plain", "'=1+1"}
     assert by_run["'=1+1"]["hparam:" + samples.XSS] == "'" + samples.FORMULA  # named like a metric
     assert by_run["'=1+1"][samples.XSS] == "0.75"
