@@ -16,12 +16,12 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hparams_lab.runner import SilentReporter  # noqa: E402
 from hparams_lab.study import run_study  # noqa: E402
-from hparams_lab.trial import Trial, TrialResult  # noqa: E402
+from hparams_lab.trial import TrialResult  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -31,20 +31,11 @@ def rss_mib() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-class RssReporter:
-    """Records RSS after each trial (the runner's Reporter protocol)."""
+class RssReporter(SilentReporter):
+    """Records RSS after each trial."""
 
     def __init__(self) -> None:
         self.after: list[float] = []
-
-    def note(self, message: str) -> None:
-        pass
-
-    def trial_started(self, trial: Trial, position: int, total: int) -> None:
-        pass
-
-    def epoch_ended(self, trial: Trial, epoch: int, logs: Mapping[str, float]) -> None:
-        pass
 
     def trial_finished(self, result: TrialResult, position: int, total: int) -> None:
         self.after.append(rss_mib())

@@ -9,6 +9,7 @@ import pytest
 
 from hparams_lab import Discrete, HParam, Space, run_study
 from hparams_lab.errors import UserError
+from hparams_lab.runner import SilentReporter
 
 pytestmark = pytest.mark.slow
 
@@ -26,21 +27,12 @@ def sometimes_broken(hparams, input_shape, n_classes):
                              keras.layers.Dense(n_classes, activation="softmax")])
 
 
-class Notes:
+class Notes(SilentReporter):
     def __init__(self):
         self.lines = []
 
     def note(self, message):
         self.lines.append(message)
-
-    def trial_started(self, trial, position, total):
-        pass
-
-    def epoch_ended(self, trial, epoch, logs):
-        pass
-
-    def trial_finished(self, result, position, total):
-        pass
 
 
 def study(tmp_path, **options):
