@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from hparams_lab.errors import UserError
+from hparams_lab.errors import UserError, one_line
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist")
 
@@ -186,7 +186,7 @@ def _load_keras(name: str):
     except Exception as exc:  # download, hash or file errors all mean "cannot load"
         where = f"from {cached}" if cached else "(download failed)"
         raise UserError(
-            f"could not load data set {name!r} {where}: {_one_line(exc)}; {_OFFLINE_HINT}"
+            f"could not load data set {name!r} {where}: {one_line(exc)}; {_OFFLINE_HINT}"
         ) from exc
     return (_images(x_train), y_train.astype(np.int64)), (
         _images(x_test),
@@ -249,11 +249,6 @@ def _socket_timeout(seconds: float | None) -> Iterator[None]:
         socket.setdefaulttimeout(old)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 # --- .npz files ---------------------------------------------------------------------
 
 
@@ -292,7 +287,7 @@ def _read_npz(name: str) -> dict[str, np.ndarray]:
         with open(path, "rb") as f:
             magic = f.read(4)
     except OSError as exc:
-        raise UserError(f"data set {name!r} could not be read: {_one_line(exc)}") from exc
+        raise UserError(f"data set {name!r} could not be read: {one_line(exc)}") from exc
     # An .npz is a zip archive; say so plainly instead of numpy's pickle message.
     if magic != b"PK\x03\x04":
         raise UserError(f"data set {name!r} is not an .npz file (not a zip archive of arrays)")
@@ -302,7 +297,7 @@ def _read_npz(name: str) -> dict[str, np.ndarray]:
             return {k: npz[k] for k in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(
-            f"data set {name!r} could not be read as an .npz file: {_one_line(exc)}"
+            f"data set {name!r} could not be read as an .npz file: {one_line(exc)}"
         ) from exc
 
 

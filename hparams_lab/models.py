@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from hparams_lab.errors import UserError
+from hparams_lab.errors import UserError, one_line
 
 TRAINING_HPARAMS: frozenset[str] = frozenset(
     {"optimizer", "learning_rate", "momentum", "weight_decay", "beta_1", "beta_2",
@@ -70,7 +70,7 @@ def _import_builder(spec: str) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure of the user's module
         raise UserError(
-            f"model {spec!r}: cannot import module {module_name!r}: {_one_line(exc)}"
+            f"model {spec!r}: cannot import module {module_name!r}: {one_line(exc)}"
         ) from exc
     if not hasattr(module, attr):
         raise UserError(
@@ -84,11 +84,6 @@ def _import_builder(spec: str) -> Callable[..., Any]:
             "(hparams, input_shape, n_classes) -> keras.Model"
         )
     return builder
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def check_hparams(model: ModelSpec, names: Iterable[str]) -> None:
@@ -243,7 +238,7 @@ def _keras_layer_args(config: Mapping[str, Any]) -> dict[str, str]:
         try:
             getter(config[key])
         except (ValueError, TypeError) as exc:
-            raise _bad(key, config[key], f"Keras does not know it ({_one_line(exc)})") from exc
+            raise _bad(key, config[key], f"Keras does not know it ({one_line(exc)})") from exc
     # Names, not objects: Keras 3 warns when one initializer object is shared by layers.
     return {"activation": config["activation"], "kernel_initializer": config["kernel_initializer"]}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hparams_lab.data import check_dataset
-from hparams_lab.errors import UserError
+from hparams_lab.errors import UserError, one_line
 from hparams_lab.experiment import FILENAME as EXPERIMENT_FILE
 from hparams_lab.experiment import ExperimentRecord
 from hparams_lab.jsonfile import read_json
@@ -142,7 +142,7 @@ def _read_trial(path: Path) -> TrialResult:
         recorded = TrialResult.from_json(data)
         hparams_ok = isinstance(recorded.trial.hparams, dict)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise UserError(f"{str(path)!r} is not a usable trial record: {type(err).__name__}: {err}") from None
+        raise UserError(f"{str(path)!r} is not a usable trial record: {one_line(err)}") from None
     if not hparams_ok or not isinstance(recorded.trial.seed, int) or not isinstance(recorded.metrics, dict):
         raise UserError(f"{str(path)!r} is not a usable trial record: hparams, seed or metrics have the wrong type")
     # The id hashes hparams and seed: a mismatch means the record was edited or is foreign.

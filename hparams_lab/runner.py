@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from hparams_lab import metrics as m
+from hparams_lab.errors import one_line
 from hparams_lab.jsonfile import write_json_atomic
 from hparams_lab.trial import Trial, TrialResult, TrialStatus
 from hparams_lab.writer import (
@@ -92,7 +93,7 @@ def run_trial(trial: Trial, train: TrainFn, run_dir: Path, reporter: Reporter) -
         try:
             outcome = train(trial, on_epoch)
         except Exception as err:  # the failure boundary: one trial, not the study
-            error, details = _one_line(err), traceback.format_exc()
+            error, details = one_line(err), traceback.format_exc()
         except BaseException:
             # Ctrl-C or a kill signal turned into an exception: close the session honestly.
             _finish(writer, run_dir, trial, TrialStatus.FAILURE, {}, 0, started, "interrupted", None)
@@ -130,11 +131,6 @@ def _finish(
         record["traceback"] = details
     write_json_atomic(run_dir / "trial.json", record)
     return result
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 def ranked(results: Sequence[TrialResult], metric: str) -> list[TrialResult]:
