@@ -19,7 +19,6 @@ from hparams_lab.experiment import FILENAME as EXPERIMENT_FILE
 from hparams_lab.experiment import ExperimentRecord
 from hparams_lab.jsonfile import read_json
 from hparams_lab.lock import ExperimentLock, check_unlocked
-from hparams_lab.metrics import monitored
 from hparams_lab.models import ModelSpec, resolve_model
 from hparams_lab.runner import Reporter, SilentReporter, run_trial
 from hparams_lab.trial import TrialResult
@@ -92,14 +91,7 @@ def run_rerun(plan: RerunPlan, reporter: Reporter | None = None) -> RerunOutcome
 
     reporter = reporter or SilentReporter()
     record, trial, settings = plan.record, plan.recorded.trial, plan.record.settings
-    train_settings = TrainSettings(
-        settings["epochs"],
-        settings["batch_size"],
-        settings["patience"],
-        # As run_study derives it: early stopping watches the ranked metric's validation twin.
-        monitored(record.metric),
-        settings.get("max_epochs"),
-    )
+    train_settings = TrainSettings.from_record(settings, record.metric)
     import_keras()
     # The experiment's seed, not the trial's: run_study splits the data (and CV folds) with it.
     data = load_dataset(record.dataset, seed=record.seed)

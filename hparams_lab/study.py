@@ -127,7 +127,9 @@ def run_study(
         check_folds(data, cv)
     _check_metric(metric, data.x_test is not None, group_prefix)
 
-    settings = TrainSettings(epochs, batch_size, patience, m.monitored(metric), max_epochs)
+    recorded_settings = {"epochs": epochs, "batch_size": batch_size, "patience": patience,
+                         "max_epochs": max_epochs, "repeats": repeats, "cv": cv, **plan.settings}
+    settings = TrainSettings.from_record(recorded_settings, metric)
     record = ExperimentRecord(
         name=experiment_dir.name,
         space=plan.space.to_dict(),
@@ -138,8 +140,7 @@ def run_study(
         model=model_spec.name,
         metric=metric,
         metrics=[x.to_json() for x in _declared(data.x_test is not None, group_prefix)],
-        settings={"epochs": epochs, "batch_size": batch_size, "patience": patience, "max_epochs": max_epochs,
-                  "repeats": repeats, "cv": cv, **plan.settings},
+        settings=recorded_settings,
         versions=_versions(),
         command=command,
         created=dt.datetime.now().isoformat(timespec="seconds"),

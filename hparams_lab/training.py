@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from hparams_lab.data import Dataset, cv_fold
+from hparams_lab.metrics import monitored
 from hparams_lab.models import ModelSpec, build_model, build_optimizer
 from hparams_lab.trial import Trial
 
@@ -31,6 +32,18 @@ class TrainSettings:
     patience: int | None = None  # early stopping on the monitored validation metric
     monitor: str = "val_accuracy"
     max_epochs: int | None = None  # caps every trial, an 'epochs' hparam too (quick runs)
+
+    @classmethod
+    def from_record(cls, settings: Mapping[str, Any], metric: str) -> "TrainSettings":
+        """The training settings experiment.json records; early stopping watches the
+        ranked metric's per-epoch validation twin. run_study and rerun both build them here."""
+        return cls(
+            settings["epochs"],
+            settings["batch_size"],
+            settings.get("patience"),
+            monitored(metric),
+            settings.get("max_epochs"),
+        )
 
 
 @dataclass(frozen=True)
