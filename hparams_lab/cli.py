@@ -15,7 +15,7 @@ import click
 from hparams_lab.cli_review import review
 from hparams_lab.errors import UserError
 from hparams_lab.metrics import DEFAULT_METRIC, run_metric
-from hparams_lab.strategies import STRATEGIES
+from hparams_lab.strategies import NAMES as STRATEGIES
 
 DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE = 20, 64
 
@@ -30,7 +30,8 @@ def fail(message: str) -> None:
 @click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="random", show_default=True,
               help="How trials are chosen from the space.")
 @click.option("--trials", type=click.IntRange(min=1), default=None,
-              help="Random: how many trials [default: 10]. Other strategies: run only the first N.")
+              help="Random: how many trials [default: 10]. Hyperband: how many configurations "
+                   "[default: what its brackets hold]. Other strategies: run only the first N.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds sampling, splits and training.")
 @click.option("--space", "space_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Search space file (.toml or .json) [default: the built-in digits MLP space; "
@@ -44,7 +45,8 @@ def fail(message: str) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
               help="Batch size (a 'batch_size' hparam overrides it).")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None,
-              help="Cap every trial's epochs, an 'epochs' hparam too (quick smoke runs).")
+              help="Cap every trial's epochs, an 'epochs' hparam too (quick smoke runs). "
+                   "Hyperband: the most epochs a configuration trains [default: --epochs].")
 @click.option("--patience", type=click.IntRange(min=0), default=None,
               help="Stop a trial after N epochs without improving the ranked metric.")
 @click.option("--logdir", default="logs", show_default=True, type=click.Path(file_okay=True),
@@ -67,6 +69,9 @@ def fail(message: str) -> None:
 @click.option("--base", "base_hparams", default=None,
               help="one-at-a-time: the base, e.g. 'units=64,optimizer=adam', or a .json/.toml file "
                    "[default: each domain's middle].")
+@click.option("--factor", type=click.IntRange(min=2), default=None,
+              help="hyperband, successive-halving: keep the best 1/factor at each rung, train them "
+                   "factor times longer [default: 3].")
 @click.option("--metric", default=None,
               help=f"Metric that ranks trials [default: {DEFAULT_METRIC}; mean_{DEFAULT_METRIC} with "
                    f"--repeats, cv_mean_{DEFAULT_METRIC} with --cv].")

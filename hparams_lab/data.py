@@ -78,6 +78,11 @@ def check_dataset(name: str) -> None:
         raise UserError(f"data set {name!r} is not a file: {_CHOICES}")
 
 
+def needs_keras(name: str) -> bool:
+    """Whether loading ``name`` imports Keras (its keras.datasets loader)."""
+    return name in _KERAS_FILES
+
+
 def load_dataset(name: str, *, seed: int = 0, validation_split: float = 0.2) -> Dataset:
     """Load, scale and split a data set; the same arguments return the same object."""
     check_dataset(name)

@@ -1,30 +1,24 @@
-"""Trials on N worker processes of this machine (``--workers N``).
+"""Backends that run a study's tasks: this process, or N worker processes of this machine.
 
-Workers are spawned (not forked: TensorFlow's runtime does not survive a fork),
-each with its share of the CPU threads, and each loads Keras and the data set
-once. The parent plans, reserves every attempt directory, holds the experiment
-lock and reports; a worker runs whole trials through the same ``run_trial`` as a
-sequential study, so logs are identical. A worker that dies (killed, out of
-memory) costs only the trial it was running: that attempt is closed as FAILURE
-and the trials it never started go to a fresh pool.
+Each takes ``scheduler.Task``s and returns ``concurrent.futures`` futures, so the
+study loop (``scheduler.drive``) is the same for all of them; a future fails with
+``WorkerDied`` when the process running its task died. Workers are spawned (not
+forked: TensorFlow's runtime does not survive a fork), each with its share of the
+CPU threads, and each loads Keras and the data set once, when it starts. Workers
+run tasks through the same ``run_task`` as one process, so logs are identical.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-from hparams_lab.resume import close_cut_off, read_closed
-from hparams_lab.runner import Reporter, SilentReporter, attempt_dir, run_trial
-from hparams_lab.trial import Trial, TrialResult
-
-WORKER_DIED = "the worker process running this trial died"
-INTERRUPTED = "interrupted: a worker process died while this trial ran; it runs again"
+from hparams_lab.runner import Reporter, SilentReporter, TrainFn, run_task
+from hparams_lab.scheduler import Task, WorkerDied
 
 
 @dataclass(frozen=True)
@@ -38,7 +32,88 @@ class WorkerJob:
     folds: int | None
 
 
-_worker: dict[str, Any] = {}  # per worker process: its train function
+class InlineBackend:
+    """One task at a time, in this process (``--workers 1``): live per-epoch progress."""
+
+    slots = 1
+
+    def __init__(self, train: TrainFn, reporter: Reporter | None = None):
+        self.train, self.reporter = train, reporter or SilentReporter()
+
+    def submit(self, task: Task) -> Future:
+        future: Future = Future()
+        future.set_result(run_task(task.trial, self.train, task.run_dir, self.reporter,
+                                   start=task.start, stop=task.stop))
+        return future
+
+    def restart(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessBackend:
+    """``workers`` spawned processes; they start (and import TensorFlow) at once, while
+    the parent goes on preparing the study."""
+
+    def __init__(self, job: WorkerJob, workers: int):
+        self.job, self.slots = job, workers
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        threads = max(1, (os.cpu_count() or 1) // self.slots)
+        pool = ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_worker, initargs=(self.job, threads))
+        for _ in range(self.slots):  # a process is spawned per waiting task: start them all now
+            pool.submit(int)
+        return pool
+
+    def submit(self, task: Task) -> Future:
+        return _deaths_as_worker_died(self._pool.submit(run_in_worker, self.job, task))
+
+    def restart(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._start()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _deaths_as_worker_died(inner: Future) -> Future:
+    outer: Future = Future()
+
+    def relay(done: Future) -> None:
+        error = done.exception()
+        if isinstance(error, BrokenProcessPool):
+            outer.set_exception(WorkerDied(str(error)))
+        elif error is not None:
+            outer.set_exception(error)
+        else:
+            outer.set_result(done.result())
+
+    inner.add_done_callback(relay)
+    return outer
+
+
+_trainers: dict[WorkerJob, TrainFn] = {}  # per worker process: the train function of each job
+
+
+def worker_train(job: WorkerJob) -> TrainFn:
+    """This process's train function for ``job``, built (Keras and data loaded) on first use."""
+    if job not in _trainers:
+        from hparams_lab.data import load_dataset
+        from hparams_lab.models import ModelSpec, resolve_model
+        from hparams_lab.training import import_keras, trainer
+
+        import_keras()
+        if isinstance(job.model, str):
+            spec = resolve_model(job.model)
+        else:
+            spec = ModelSpec(name=job.model.__qualname__, builder=job.model, builtin=False, hparams=frozenset())
+        data = load_dataset(job.dataset, seed=job.seed)
+        _trainers[job] = trainer(data, spec, job.settings, job.folds, job.seed)
+    return _trainers[job]
 
 
 def _start_worker(job: WorkerJob, threads: int) -> None:
@@ -46,93 +121,9 @@ def _start_worker(job: WorkerJob, threads: int) -> None:
     for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
         os.environ[name] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    from hparams_lab.data import load_dataset
-    from hparams_lab.models import ModelSpec, resolve_model
-    from hparams_lab.training import import_keras, trainer
-
-    import_keras()
-    if isinstance(job.model, str):
-        spec = resolve_model(job.model)
-    else:
-        spec = ModelSpec(name=job.model.__qualname__, builder=job.model, builtin=False, hparams=frozenset())
-    data = load_dataset(job.dataset, seed=job.seed)
-    _worker["train"] = trainer(data, spec, job.settings, job.folds, job.seed)
+    worker_train(job)
 
 
-def _run_in_worker(trial: Trial, run_dir: Path) -> TrialResult:
-    return run_trial(trial, _worker["train"], run_dir, SilentReporter())
-
-
-def run_parallel(
-    trials: Sequence[Trial],
-    job: WorkerJob,
-    experiment_dir: Path,
-    workers: int,
-    reporter: Reporter | None = None,
-) -> list[TrialResult]:
-    """Runs every trial on ``workers`` processes; results come back in trial order.
-
-    When a worker dies, the pool stops its other workers too, so every trial in flight
-    is a suspect: their attempts are closed as interrupted and each suspect runs again
-    alone. Only one that kills its solo worker as well is a FAILURE.
-    """
-    pool = _Pool(trials, job, experiment_dir, reporter or SilentReporter())
-    todo = list(range(len(trials)))
-    while todo:
-        suspects = pool.run(todo, workers, INTERRUPTED)
-        todo = [i for i in todo if i not in pool.results and i not in suspects]
-        for i in suspects:
-            for culprit in pool.run([i], 1, WORKER_DIED):  # it killed a worker of its own
-                pool.keep_closed(culprit)
-    return [pool.results[i] for i in range(len(trials))]
-
-
-class _Pool:
-    """Runs trials on fresh process pools and keeps what came back."""
-
-    def __init__(self, trials: Sequence[Trial], job: WorkerJob, experiment_dir: Path, reporter: Reporter):
-        self.trials, self.job, self.experiment_dir, self.reporter = trials, job, experiment_dir, reporter
-        self.results: dict[int, TrialResult] = {}
-        self.run_dirs: dict[int, Path] = {}
-
-    def run(self, todo: list[int], workers: int, reason: str) -> list[int]:
-        """Runs ``todo`` until done or a worker dies; closes the attempts the death cut off
-        (with ``reason``) and returns their trials."""
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        for i in todo:  # chosen here, in one process, so workers never race for a name
-            self.run_dirs[i] = attempt_dir(self.experiment_dir, self.trials[i].id)
-        broken = False
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_start_worker, initargs=(self.job, threads)) as pool:
-            futures: dict[Future, int] = {
-                pool.submit(_run_in_worker, self.trials[i], self.run_dirs[i]): i for i in todo
-            }
-            while futures and not broken:
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in done:
-                    i = futures.pop(future)
-                    try:
-                        self._keep(i, future.result())
-                    except BrokenProcessPool:
-                        broken = True
-        return self._cut_off(todo, reason) if broken else []
-
-    def _cut_off(self, todo: list[int], reason: str) -> list[int]:
-        cut = []
-        for i in todo:
-            run_dir = self.run_dirs[i]
-            if i in self.results or not run_dir.exists():
-                continue  # finished, or never started: it simply runs again
-            if (run_dir / "trial.json").exists():  # finished just before the pool broke
-                self._keep(i, read_closed(run_dir, self.trials[i]))
-                continue
-            close_cut_off(run_dir, self.trials[i], reason)
-            cut.append(i)
-        return cut
-
-    def keep_closed(self, i: int) -> None:
-        self._keep(i, read_closed(self.run_dirs[i], self.trials[i]))
-
-    def _keep(self, i: int, result: TrialResult) -> None:
-        self.results[i] = result
-        self.reporter.trial_finished(result, len(self.results), len(self.trials))
+def run_in_worker(job: WorkerJob, task: Task):
+    """What a worker process runs for one task (a dask worker too)."""
+    return run_task(task.trial, worker_train(job), task.run_dir, SilentReporter(), start=task.start, stop=task.stop)

@@ -12,31 +12,47 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from hparams_lab import resume
 from hparams_lab.errors import UserError
 from hparams_lab.experiment import locate_experiment
+from hparams_lab.hyperband import DEFAULT_FACTOR, HyperbandSearch, brackets, capped
 from hparams_lab.one_at_a_time import DEFAULT_POINTS as ONE_AT_A_TIME_POINTS
 from hparams_lab.one_at_a_time import parse_base, resolve_base
 from hparams_lab.refine import DEFAULT_POINTS as REFINE_POINTS
 from hparams_lab.refine import DEFAULT_TOP_K
 from hparams_lab.space import Space
 from hparams_lab.strategies import make_trials
+from hparams_lab.scheduler import Search
 from hparams_lab.trial import Trial
 
 # The strategy-specific flags each strategy takes.
 _OPTIONS = {
     "refine": ("--from", "--top-k", "--points"),
     "one-at-a-time": ("--base", "--points"),
+    "hyperband": ("--factor",),
+    "successive-halving": ("--factor",),
 }
+
+
+# An adaptive strategy's search, built for an experiment directory (a resumed
+# experiment's search takes what earlier runs left there into account) and the
+# number of tasks that run at once.
+SearchFactory = Callable[[Path, int], Search]
 
 
 @dataclass(frozen=True)
 class Plan:
     space: Space
-    trials: list[Trial]
+    trials: list[Trial]  # a fixed strategy's trials; empty for an adaptive one
     settings: dict[str, Any] = field(default_factory=dict)  # the strategy's options, for experiment.json
+    search: SearchFactory | None = None  # adaptive strategies (hyperband, bayes) decide as results come
+    size: int | None = None  # an adaptive search's trial count (configurations), for experiment.json
+
+    @property
+    def total(self) -> int:
+        return len(self.trials) if self.size is None else self.size
 
 
 def plan_study(
@@ -52,10 +68,18 @@ def plan_study(
     top_k: int | None = None,
     points: int | None = None,
     base: Mapping[str, Any] | str | None = None,
+    epochs: int = 20,
+    factor: int | None = None,
 ) -> Plan:
-    """The space and trials of a study; ``space`` None means the strategy's default space."""
-    given = {"--from": refine_from, "--top-k": top_k, "--points": points, "--base": base}
+    """The space and trials of a study; ``space`` None means the strategy's default space.
+
+    ``epochs`` is the most epochs a trial trains (hyperband's R).
+    """
+    given = {"--from": refine_from, "--top-k": top_k, "--points": points, "--base": base, "--factor": factor}
     _check_options(strategy, given)
+    if strategy in ("hyperband", "successive-halving"):
+        return _hyperband(strategy, space or default_space, seed=seed, trials=trials, metric=metric,
+                          epochs=epochs, factor=DEFAULT_FACTOR if factor is None else factor)
     if strategy == "refine":
         return _refine(space, seed=seed, trials=trials, metric=metric, logdir=logdir, source=refine_from,
                        top_k=DEFAULT_TOP_K if top_k is None else top_k,
@@ -86,11 +110,25 @@ def _refine(space: Space | None, *, seed: int, trials: int | None, metric: str, 
     return Plan(space, planned, settings)
 
 
+def _hyperband(strategy: str, space: Space, *, seed: int, trials: int | None, metric: str, epochs: int,
+               factor: int) -> Plan:
+    if factor < 2:
+        raise UserError(f"--factor must be a whole number >= 2, got {factor!r}")
+    plan = capped(brackets(epochs, factor, only_first=strategy == "successive-halving"), trials)
+
+    def search(experiment_dir: Path, slots: int) -> HyperbandSearch:
+        return HyperbandSearch(space, plan, seed=seed, metric=metric, experiment_dir=experiment_dir,
+                               asynchronous=slots > 1)
+
+    settings = {"factor": factor, "brackets": [{"sizes": list(b.sizes), "epochs": list(b.epochs)} for b in plan]}
+    return Plan(space, [], settings, search, size=sum(b.sizes[0] for b in plan))
+
+
 def _check_options(strategy: str, given: Mapping[str, Any]) -> None:
     allowed = _OPTIONS.get(strategy, ())
     for flag, value in given.items():
         if value is not None and flag not in allowed:
             users = [name for name, flags in _OPTIONS.items() if flag in flags]
             raise UserError(f"{flag} is only for --strategy {' or '.join(users)}, not {strategy!r}")
-        if flag in ("--top-k", "--points") and value is not None and (not isinstance(value, int) or value < 1):
+        if flag in ("--top-k", "--points", "--factor") and value is not None and (not isinstance(value, int) or value < 1):
             raise UserError(f"{flag} must be a whole number >= 1, got {value!r}")

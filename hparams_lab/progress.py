@@ -56,11 +56,12 @@ class ConsoleReporter:
     def trial_finished(self, result: TrialResult, position: int, total: int) -> None:
         self._position, self._total = position, total  # parallel runs report only here
         value = result.metrics.get(self.metric)
-        outcome = (
-            f"{self.metric}={format_value(value)}"
-            if result.status is TrialStatus.SUCCESS and value is not None
-            else f"FAILED: {result.error}"
-        )
+        if result.status is TrialStatus.FAILURE or value is None:
+            outcome = f"FAILED: {result.error}"
+        else:
+            # RUNNING: a hyperband configuration between rungs, waiting to be sent on or stopped.
+            outcome = f"{self.metric}={format_value(value)}" + (
+                " so far" if result.status is TrialStatus.RUNNING else "")
         line = (
             f"{self._prefix(result.trial)} {outcome} "
             f"({result.epochs} epochs, {result.wall_time_s:.1f}s)  {format_hparams(result.trial.hparams)}"

@@ -94,6 +94,15 @@ def close_cut_off(run_dir: Path, trial: Trial | None, reason: str = CUT_OFF) -> 
         write_json_atomic(run_dir / "trial.json", {"id": trial_id_of(run_dir), "status": "FAILURE", "error": reason})
 
 
+def is_closed(run_dir: Path) -> bool:
+    """Whether an attempt's session has ended (its trial.json says SUCCESS or FAILURE)."""
+    try:
+        status = json.loads((run_dir / "trial.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return False
+    return status in (TrialStatus.SUCCESS.value, TrialStatus.FAILURE.value)
+
+
 def read_closed(run_dir: Path, trial: Trial) -> TrialResult:
     """An attempt's recorded result (its trial.json), tied to the planned trial."""
     result = TrialResult.from_json(json.loads((run_dir / "trial.json").read_text()))

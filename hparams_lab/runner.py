@@ -9,8 +9,11 @@ FAILURE and the study goes on.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -27,7 +30,8 @@ from hparams_lab.writer import (
 )
 
 EpochCallback = Callable[[int, Mapping[str, float]], None]
-TrainFn = Callable[[Trial, EpochCallback], Any]
+TrainFn = Callable[..., Any]  # train(trial, on_epoch), and for segments start=, stop=, checkpoint=
+CHECKPOINT = "checkpoint.npz"  # a paused trial's weights and optimizer state
 
 
 class Reporter(Protocol):
@@ -77,11 +81,35 @@ def attempt_dir(experiment_dir: Path, trial_id: str) -> Path:
 
 def run_trial(trial: Trial, train: TrainFn, run_dir: Path, reporter: Reporter) -> TrialResult:
     """One attempt in a fresh run directory, closed with its real status whatever happens."""
+    return run_task(trial, train, run_dir, reporter)
+
+
+def run_task(
+    trial: Trial,
+    train: TrainFn,
+    run_dir: Path,
+    reporter: Reporter,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+) -> TrialResult:
+    """Trains a whole trial, or (``stop`` given) its epochs ``start``..``stop``.
+
+    A whole trial's session is closed here with its real status. A segment leaves a
+    successful session open (trial.json says RUNNING, with the history so far and a
+    weights checkpoint) for the next segment or for ``close_paused``; one segment
+    failing closes it as FAILURE.
+    """
     started = time.time()
-    run_dir.mkdir(parents=True, exist_ok=False)
+    before = read_paused(run_dir) if start > 0 else None
+    if before is None:
+        run_dir.mkdir(parents=True, exist_ok=False)
     with RunWriter(run_dir) as writer:
-        writer.write(session_start_summary(trial, session_group(run_dir.parent.name, trial), started))
-        writer.flush()
+        if before is None:
+            writer.write(session_start_summary(trial, session_group(run_dir.parent.name, trial), started))
+            writer.flush()
+        else:
+            started -= before.wall_time_s  # wall time counts every segment
 
         def on_epoch(epoch: int, logs: Mapping[str, float]) -> None:
             for group, values in m.epoch_scalars(logs).items():
@@ -91,14 +119,17 @@ def run_trial(trial: Trial, train: TrainFn, run_dir: Path, reporter: Reporter) -
 
         outcome, error, details = None, None, None
         try:
-            outcome = train(trial, on_epoch)
+            if stop is None:
+                outcome = train(trial, on_epoch)
+            else:
+                outcome = train(trial, on_epoch, start=start, stop=stop, checkpoint=run_dir / CHECKPOINT)
         except Exception as err:  # the failure boundary: one trial, not the study
             error, details = one_line(err), traceback.format_exc()
         except BaseException:
             # Ctrl-C or a kill signal turned into an exception: close the session honestly.
-            _finish(writer, run_dir, trial, TrialStatus.FAILURE, {}, 0, started, "interrupted", None)
+            _finish(writer, run_dir, trial, TrialStatus.FAILURE, {}, start, started, "interrupted", None)
             raise
-        history = outcome.history if outcome is not None else {}
+        history = _joined(before.history if before else {}, outcome.history if outcome is not None else {})
         if error is None:
             bad = m.first_non_finite(history)
             if bad is not None:
@@ -106,8 +137,60 @@ def run_trial(trial: Trial, train: TrainFn, run_dir: Path, reporter: Reporter) -
         status = TrialStatus.SUCCESS if error is None else TrialStatus.FAILURE
         # A failed trial gets no summary metrics, so it can never rank best anywhere.
         summary = m.summarize(history, outcome.test) if status is TrialStatus.SUCCESS else {}
-        epochs = outcome.epochs if outcome is not None else 0
+        epochs = start + (outcome.epochs if outcome is not None else 0)
+        if stop is not None and status is TrialStatus.SUCCESS:
+            return _pause(writer, run_dir, trial, summary, epochs, started, history)
         return _finish(writer, run_dir, trial, status, summary, epochs, started, error, details)
+
+
+@dataclass(frozen=True)
+class Paused:
+    """A segmented trial between segments: what trial.json holds besides its result."""
+
+    result: TrialResult
+    history: dict[str, list[float]]
+
+    @property
+    def wall_time_s(self) -> float:
+        return self.result.wall_time_s
+
+
+def read_paused(run_dir: Path) -> Paused | None:
+    """The open (RUNNING) record a segment left in ``run_dir``, or None."""
+    path = run_dir / "trial.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    if data.get("status") != TrialStatus.RUNNING.value:
+        return None
+    result = dataclasses.replace(TrialResult.from_json(data), run_dir=run_dir)
+    return Paused(result, {k: list(v) for k, v in data.get("history", {}).items()})
+
+
+def close_paused(run_dir: Path, trial: Trial) -> TrialResult:
+    """Ends a segmented trial that trains no further: SUCCESS with its metrics so far."""
+    paused = read_paused(run_dir)
+    if paused is None:
+        raise ValueError(f"{run_dir} holds no paused trial")
+    with RunWriter(run_dir) as writer:
+        writer.write(session_end_summary(TrialStatus.SUCCESS))
+    result = dataclasses.replace(paused.result, trial=trial, status=TrialStatus.SUCCESS)
+    write_json_atomic(run_dir / "trial.json", result.to_json())
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)  # only the next segment needed it
+    return result
+
+
+def _pause(writer: RunWriter, run_dir: Path, trial: Trial, summary: dict[str, float], epochs: int,
+           started: float, history: dict[str, list[float]]) -> TrialResult:
+    writer.write(scalars_summary(summary), step=max(epochs - 1, 0))
+    writer.flush()
+    result = TrialResult(trial, TrialStatus.RUNNING, summary, epochs, time.time() - started, None, run_dir)
+    write_json_atomic(run_dir / "trial.json", {**result.to_json(), "history": history})
+    return result
+
+
+def _joined(before: Mapping[str, list[float]], after: Mapping[str, list[float]]) -> dict[str, list[float]]:
+    return {name: list(before.get(name, [])) + list(after.get(name, [])) for name in {**before, **after}}
 
 
 def _finish(

@@ -85,6 +85,11 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+# Strategies that decide as results come in (plan.py builds their searches).
+ADAPTIVE = ("hyperband", "successive-halving")
+NAMES = (*STRATEGIES, *ADAPTIVE)
+
+
 def make_trials(
     strategy: str,
     space: Space,

@@ -21,14 +21,15 @@ from typing import Any, Callable, Iterator, Mapping
 
 from hparams_lab import groups, resume
 from hparams_lab import metrics as m
-from hparams_lab.data import check_dataset, check_folds, load_dataset
+from hparams_lab.data import check_dataset, check_folds, load_dataset, needs_keras
 from hparams_lab.errors import UserError
-from hparams_lab.executor import WorkerJob, run_parallel
+from hparams_lab.executor import InlineBackend, ProcessBackend, WorkerJob
 from hparams_lab.experiment import ExperimentRecord, check_experiment_name, create_experiment_dir, find_experiments
 from hparams_lab.jsonfile import read_json, write_json_atomic
 from hparams_lab.lock import LOCK_NAME, ExperimentLock, check_unlocked
 from hparams_lab.models import ModelSpec, check_hparam_values, check_hparams, check_optimizer, resolve_model
-from hparams_lab.runner import Reporter, SilentReporter, ranked, run_trials
+from hparams_lab.runner import Reporter, SilentReporter, ranked
+from hparams_lab.scheduler import Backend, FixedSearch, Search, drive
 from hparams_lab.space import Discrete, HParam, RealInterval, Space
 from hparams_lab.plan import plan_study
 from hparams_lab.trial import Trial, TrialResult
@@ -86,6 +87,7 @@ def run_study(
     top_k: int | None = None,
     points: int | None = None,
     base_hparams: Mapping[str, Any] | str | None = None,
+    factor: int | None = None,
     reporter: Reporter | None = None,
     command: str = "",
 ) -> StudyResult:
@@ -115,52 +117,50 @@ def run_study(
     metric = metric or f"{'' if group_prefix is None else group_prefix + 'mean_'}{m.DEFAULT_METRIC}"
     _check_metric(metric, True, group_prefix)
     plan = plan_study(strategy, space, DEFAULT_SPACE, seed=seed, trials=trials, metric=metric, logdir=logdir,
-                      refine_from=refine_from, top_k=top_k, points=points, base=base_hparams)
+                      refine_from=refine_from, top_k=top_k, points=points, base=base_hparams,
+                      epochs=epochs if max_epochs is None else min(epochs, max_epochs), factor=factor)
+    if plan.search is not None and (repeats > 1 or cv is not None):
+        raise UserError(f"--strategy {strategy} decides as results come in; it does not combine with "
+                        "--repeats or --cv")
     model_spec = _check_model(model, plan.space, plan.trials, workers)
     check_dataset(dataset)
     experiment_dir = _experiment_dir(Path(logdir), experiment, overwrite)
     check_unlocked(experiment_dir)
-    # The cheap checks are done; loading the data may need Keras (mnist) and can still fail.
-    import_keras()  # before any data set loader can pull it in unquieted
-    data = load_dataset(dataset, seed=seed)
-    if cv is not None:
-        check_folds(data, cv)
-    _check_metric(metric, data.x_test is not None, group_prefix)
-
     recorded_settings = {"epochs": epochs, "batch_size": batch_size, "patience": patience,
                          "max_epochs": max_epochs, "repeats": repeats, "cv": cv, **plan.settings}
     settings = TrainSettings.from_record(recorded_settings, metric)
-    record = ExperimentRecord(
-        name=experiment_dir.name,
-        space=plan.space.to_dict(),
-        strategy=strategy,
-        seed=seed,
-        trials=len(plan.trials),
-        dataset=dataset,
-        model=model_spec.name,
-        metric=metric,
-        metrics=[x.to_json() for x in _declared(data.x_test is not None, group_prefix)],
-        settings=recorded_settings,
-        versions=_versions(),
-        command=command,
-        created=dt.datetime.now().isoformat(timespec="seconds"),
-    )
-    if workers > 1:
-        job = WorkerJob(dataset, seed, model, settings, cv)
-
-        def run(todo: list[Trial]) -> list[TrialResult]:
-            return run_parallel(todo, job, experiment_dir, workers, reporter)
-    else:
-        train = trainer(data, model_spec, settings, cv, seed)
-
-        def run(todo: list[Trial]) -> list[TrialResult]:
-            return run_trials(todo, train, experiment_dir, reporter)
-
-    planned = _expand(plan.trials, repeats, cv)
-    with _opened(experiment_dir, record, overwrite):
-        results = _run_remaining(experiment_dir, planned, run, reporter)
-        if group_prefix is not None:
-            results = _add_group_metrics(results, group_prefix, repeats if cv is None else cv)
+    # The cheap checks are done. Workers start now, importing TensorFlow while this
+    # process loads the data; loading may need Keras (mnist) and can still fail.
+    with _worker_processes(workers, WorkerJob(dataset, seed, model, settings, cv)) as backend:
+        if backend is None or needs_keras(dataset):
+            import_keras()  # before any data set loader can pull it in unquieted
+        data = load_dataset(dataset, seed=seed)
+        if cv is not None:
+            check_folds(data, cv)
+        _check_metric(metric, data.x_test is not None, group_prefix)
+        record = ExperimentRecord(
+            name=experiment_dir.name,
+            space=plan.space.to_dict(),
+            strategy=strategy,
+            seed=seed,
+            trials=plan.total,
+            dataset=dataset,
+            model=model_spec.name,
+            metric=metric,
+            metrics=[x.to_json() for x in _declared(data.x_test is not None, group_prefix)],
+            settings=recorded_settings,
+            versions=_versions(),
+            command=command,
+            created=dt.datetime.now().isoformat(timespec="seconds"),
+        )
+        backend = backend or InlineBackend(trainer(data, model_spec, settings, cv, seed), reporter)
+        with _opened(experiment_dir, record, overwrite):
+            if plan.search is None:
+                results = _run_remaining(experiment_dir, _expand(plan.trials, repeats, cv), backend, reporter)
+            else:
+                results = _run_search(experiment_dir, plan.search(experiment_dir, backend.slots), backend, reporter)
+            if group_prefix is not None:
+                results = _add_group_metrics(results, group_prefix, repeats if cv is None else cv)
     return StudyResult(experiment_dir, metric, results)
 
 
@@ -180,7 +180,43 @@ def _declared(has_test: bool, group_prefix: str | None) -> list[m.Metric]:
     return [m.Metric(name) for name in aggregates] + m.declared_metrics(has_test)
 
 
-def _run_remaining(experiment_dir: Path, planned: list[Trial], run, reporter: Reporter) -> list[TrialResult]:
+@contextlib.contextmanager
+def _worker_processes(workers: int, job: WorkerJob) -> Iterator[ProcessBackend | None]:
+    """``workers`` > 1: a process pool, started at once and shut down at the end."""
+    if workers == 1:
+        yield None
+        return
+    backend = ProcessBackend(job, workers)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def _run_search(experiment_dir: Path, search: Search, backend: Backend,
+                reporter: Reporter) -> list[TrialResult]:
+    """An adaptive search: it resumes from what is on disk itself; results in start order."""
+    progress = resume.scan(experiment_dir)
+    if progress.done or progress.failed or progress.cut_off:
+        reporter.note(f"resuming experiment {experiment_dir.name!r}: {len(progress.done)} trials done, "
+                      f"{len(progress.failed)} failed or unfinished, {len(progress.cut_off)} cut off; "
+                      "the search goes on from them")
+    for run_dir in progress.cut_off:
+        resume.close_cut_off(run_dir, None)
+    _write_root_config(experiment_dir)
+    drive(search, backend, experiment_dir, reporter)
+    return list(search.results.values())
+
+
+def _write_root_config(experiment_dir: Path) -> None:
+    """The logdir's one hparams config: the union of every experiment's space and metrics."""
+    write_root_config(experiment_dir.parent, union_config(
+        (Space.from_dict(rec.space), rec.declared_metrics) for _, rec in find_experiments(experiment_dir.parent)
+    ))
+
+
+def _run_remaining(experiment_dir: Path, planned: list[Trial], backend: Backend,
+                   reporter: Reporter) -> list[TrialResult]:
     """Resumes: closes cut-off attempts, refreshes the root config, runs what is not done."""
     progress = resume.scan(experiment_dir)
     if progress.done or progress.failed or progress.cut_off:
@@ -188,11 +224,10 @@ def _run_remaining(experiment_dir: Path, planned: list[Trial], run, reporter: Re
     by_id = {t.id: t for t in planned}
     for run_dir in progress.cut_off:
         resume.close_cut_off(run_dir, by_id.get(resume.trial_id_of(run_dir)))
-    write_root_config(experiment_dir.parent, union_config(
-        (Space.from_dict(rec.space), rec.declared_metrics) for _, rec in find_experiments(experiment_dir.parent)
-    ))
-    new = {r.trial.id: r for r in run([t for t in planned if t.id not in progress.done])}
-    return [progress.done.get(t.id) or new[t.id] for t in planned]
+    _write_root_config(experiment_dir)
+    search = FixedSearch([t for t in planned if t.id not in progress.done])
+    drive(search, backend, experiment_dir, reporter)
+    return [progress.done.get(t.id) or search.results[t.id] for t in planned]
 
 
 def _expand(base: list[Trial], repeats: int, cv: int | None) -> list[Trial]:

@@ -13,7 +13,10 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from hparams_lab.data import Dataset, cv_fold
 from hparams_lab.metrics import monitored
@@ -124,9 +127,9 @@ def _held_stderr(keep: Callable[[str], bool]):
 def trainer(data: Dataset, model_spec: ModelSpec, settings: TrainSettings, folds: int | None, seed: int):
     """The runner's ``train(trial, on_epoch)``; with CV, each trial trains on its own fold."""
 
-    def train(trial: Trial, on_epoch: EpochCallback) -> TrainOutcome:
+    def train(trial: Trial, on_epoch: EpochCallback, **segment: Any) -> TrainOutcome:
         fold_data = data if trial.fold is None else cv_fold(data, trial.fold, folds, seed)
-        return train_trial(trial, fold_data, model_spec, settings, on_epoch)
+        return train_trial(trial, fold_data, model_spec, settings, on_epoch, **segment)
 
     return train
 
@@ -137,19 +140,31 @@ def train_trial(
     model_spec: ModelSpec,
     settings: TrainSettings,
     on_epoch: EpochCallback | None = None,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    checkpoint: Path | None = None,
 ) -> TrainOutcome:
-    """Fits one model for one trial and returns its per-epoch history (and test metrics)."""
+    """Fits one model for one trial and returns its per-epoch history (and test metrics).
+
+    A segment (hyperband) trains epochs ``start``..``stop`` only: it restores the
+    weights and optimizer state ``checkpoint`` holds when ``start`` > 0, and saves
+    them there at the end.
+    """
     keras = import_keras()
 
     # A fresh graph per trial keeps memory flat across many trials; the seed makes the
-    # same trial give the same weights, shuffles and dropout masks.
+    # same trial give the same weights, shuffles and dropout masks (a continued
+    # segment draws from its own seeded stream).
     keras.backend.clear_session()
-    keras.utils.set_random_seed(trial.seed)
+    keras.utils.set_random_seed(trial.seed + start)
 
     hparams = dict(trial.hparams)
     epochs = int(hparams.get("epochs", settings.epochs))
     if settings.max_epochs is not None:
         epochs = min(epochs, settings.max_epochs)
+    if stop is not None:
+        epochs = stop
     batch_size = int(hparams.get("batch_size", settings.batch_size))
 
     with _custom_gradients_released():
@@ -159,11 +174,14 @@ def train_trial(
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
+        if start > 0:
+            _restore(model, checkpoint)
         with _held_stderr(keep=_not_noise):
             history = model.fit(
                 dataset.x_train,
                 dataset.y_train,
                 validation_data=(dataset.x_val, dataset.y_val),
+                initial_epoch=start,
                 epochs=epochs,
                 batch_size=batch_size,
                 verbose=0,
@@ -173,8 +191,32 @@ def train_trial(
             if dataset.x_test is not None:
                 test = model.evaluate(dataset.x_test, dataset.y_test, batch_size=512, verbose=0, return_dict=True)
                 test = {name: float(value) for name, value in test.items()}
+        if checkpoint is not None:
+            _save(model, checkpoint)
     logs = {name: [float(v) for v in values] for name, values in history.history.items()}
     return TrainOutcome(logs, test, epochs=len(logs.get("loss", [])))
+
+
+def _save(model: Any, path: Path) -> None:
+    """Weights and optimizer state (Adam's moments, the step count), atomically."""
+    arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    arrays.update({f"o{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(partial, path)
+
+
+def _restore(model: Any, path: Path | None) -> None:
+    if path is None or not path.exists():
+        raise FileNotFoundError(f"no checkpoint to continue from at {path}")
+    with np.load(path) as saved:
+        weights = [saved[f"w{i}"] for i in range(sum(k.startswith("w") for k in saved.files))]
+        optimizer = [saved[f"o{i}"] for i in range(sum(k.startswith("o") for k in saved.files))]
+    model.set_weights(weights)
+    model.optimizer.build(model.trainable_variables)
+    for variable, value in zip(model.optimizer.variables, optimizer, strict=True):
+        variable.assign(value)
 
 
 @contextlib.contextmanager
