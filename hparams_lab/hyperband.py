@@ -222,6 +222,8 @@ class HyperbandSearch:
 
 def _earlier_attempts(experiment_dir: Path) -> dict[str, TrialResult]:
     """Each trial's latest successful or paused attempt in the experiment directory."""
+    if not experiment_dir.is_dir():
+        return {}
     found: dict[str, TrialResult] = dict(scan(experiment_dir).done)
     for run_dir in sorted(p for p in experiment_dir.iterdir() if p.is_dir()):
         paused = read_paused(run_dir)

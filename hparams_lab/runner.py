@@ -126,8 +126,10 @@ def run_task(
         except Exception as err:  # the failure boundary: one trial, not the study
             error, details = one_line(err), traceback.format_exc()
         except BaseException:
-            # Ctrl-C or a kill signal turned into an exception: close the session honestly.
-            _finish(writer, run_dir, trial, TrialStatus.FAILURE, {}, start, started, "interrupted", None)
+            # Ctrl-C or a kill signal turned into an exception: close the session honestly,
+            # unless it is a continued segment, which a resume runs again from its checkpoint.
+            if before is None:
+                _finish(writer, run_dir, trial, TrialStatus.FAILURE, {}, start, started, "interrupted", None)
             raise
         history = _joined(before.history if before else {}, outcome.history if outcome is not None else {})
         if error is None:
