@@ -49,7 +49,8 @@ class WorkerDied(Exception):
 
 
 class Search(Protocol):
-    total: int  # trials this search reports, for progress lines
+    total: int  # tasks this search plans, for progress lines
+    results: dict[str, TrialResult]  # trial id -> its final result, once it has one
 
     def ask(self) -> Task | None:
         """The next task to start, or None when nothing can start until a running task ends."""
@@ -124,7 +125,8 @@ def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Repo
                     result = closed_as_failure(task, WORKER_DIED)  # it killed a worker of its own
             search.tell(task, result)
             finished += 1
-            reporter.trial_finished(result, finished, search.total)
+            # The search may have closed it just now (hyperband's last rung): report that.
+            reporter.trial_finished(search.results.get(task.trial.id, result), finished, search.total)
 
 
 def placed(task: Task, experiment_dir: Path) -> Task:
