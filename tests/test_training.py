@@ -35,3 +35,33 @@ def test_patience_stops_early_and_keeps_the_best(tmp_path):
     (result,) = study.results
     assert result.status.value == "SUCCESS"
     assert result.epochs < 30
+
+
+def test_a_continued_segment_resumes_weights_and_optimizer_state(tmp_path):
+    """Hyperband's continuation: epochs 0-1, then 1-3 from the checkpoint, as one training."""
+    import math
+
+    import numpy as np
+
+    from hparams_lab.data import load_dataset
+    from hparams_lab.models import resolve_model
+    from hparams_lab.training import TrainSettings, train_trial
+    from hparams_lab.trial import Trial
+
+    data = load_dataset("digits", seed=0)
+    trial = Trial({"units": 32, "optimizer": "adam", "learning_rate": 0.003}, seed=0)
+    spec, settings, checkpoint = resolve_model("mlp"), TrainSettings(batch_size=64), tmp_path / "checkpoint.npz"
+    first = train_trial(trial, data, spec, settings, start=0, stop=1, checkpoint=checkpoint)
+    steps = math.ceil(len(data.x_train) / 64)
+    with np.load(checkpoint) as saved:
+        assert int(saved["o0"]) == steps  # the optimizer's iteration count travels with the weights
+    epochs = []
+    rest = train_trial(trial, data, spec, settings, lambda epoch, logs: epochs.append(epoch),
+                       start=1, stop=3, checkpoint=checkpoint)
+    assert epochs == [1, 2] and rest.epochs == 2
+    with np.load(checkpoint) as saved:
+        assert int(saved["o0"]) == 3 * steps
+    fresh = train_trial(trial, data, spec, settings, start=0, stop=1)
+    # Continued from trained weights, epoch 2 starts far better than a fresh model's epoch 1.
+    assert rest.history["val_loss"][0] < first.history["val_loss"][0] < fresh.history["val_loss"][0] * 1.01
+    assert rest.history["val_accuracy"][-1] > first.history["val_accuracy"][0]
