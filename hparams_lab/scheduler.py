@@ -39,10 +39,6 @@ class Task:
     start: int = 0
     stop: int | None = None  # None: train the trial's full epochs and close its session
 
-    @property
-    def is_segment(self) -> bool:
-        return self.stop is not None
-
 
 class WorkerDied(Exception):
     """A backend's future fails with this when the process running its task died."""
@@ -64,6 +60,7 @@ class Backend(Protocol):
 
     def submit(self, task: Task) -> Future: ...
     def restart(self) -> None: ...  # after a worker died: a fresh set of workers
+    def close(self) -> None: ...
 
 
 class FixedSearch:
