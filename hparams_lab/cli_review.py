@@ -7,7 +7,7 @@ quick; the readers are imported when the command runs. Never imports TensorFlow.
 import click
 
 FORMATS = ("table", "csv", "json", "markdown")
-STATUS_CHOICES = ("success", "failure", "running", "unknown")
+STATUS_CHOICES = ("success", "failure", "running", "unknown", "pruned")  # pruned: bayes --pruner
 
 
 @click.command("review")

@@ -43,7 +43,7 @@ class InlineBackend:
     def submit(self, task: Task) -> Future:
         future: Future = Future()
         future.set_result(run_task(task.trial, self.train, task.run_dir, self.reporter,
-                                   start=task.start, stop=task.stop))
+                                   start=task.start, stop=task.stop, prune=task.prune))
         return future
 
     def restart(self) -> None:
@@ -126,4 +126,5 @@ def _start_worker(job: WorkerJob, threads: int) -> None:
 
 def run_in_worker(job: WorkerJob, task: Task):
     """What a worker process runs for one task (a dask worker too)."""
-    return run_task(task.trial, worker_train(job), task.run_dir, SilentReporter(), start=task.start, stop=task.stop)
+    return run_task(task.trial, worker_train(job), task.run_dir, SilentReporter(), start=task.start, stop=task.stop,
+                    prune=task.prune)

@@ -61,7 +61,8 @@ class ConsoleReporter:
         else:
             # RUNNING: a hyperband configuration between rungs, waiting to be sent on or stopped.
             outcome = f"{self.metric}={format_value(value)}" + (
-                " so far" if result.status is TrialStatus.RUNNING else "")
+                " so far" if result.status is TrialStatus.RUNNING else
+                " pruned" if result.status is TrialStatus.PRUNED else "")
         line = (
             f"{self._prefix(result.trial)} {outcome} "
             f"({result.epochs} epochs, {result.wall_time_s:.1f}s)  {format_hparams(result.trial.hparams)}"

@@ -28,6 +28,7 @@ _MUST_MATCH = ("space", "strategy", "seed", "dataset", "model", "metric", "setti
 @dataclass
 class Progress:
     done: dict[str, TrialResult] = field(default_factory=dict)  # trial id -> its SUCCESS
+    pruned: dict[str, TrialResult] = field(default_factory=dict)  # trial id -> its PRUNED (bayes --pruner)
     failed: set[str] = field(default_factory=set)  # ids whose attempts all failed
     cut_off: list[Path] = field(default_factory=list)  # attempt dirs without trial.json
 
@@ -74,9 +75,11 @@ def scan(experiment_dir: Path) -> Progress:
             continue
         if result.status is TrialStatus.SUCCESS:
             progress.done[result.trial.id] = result
+        elif result.status is TrialStatus.PRUNED:
+            progress.pruned[result.trial.id] = result
         else:
             progress.failed.add(result.trial.id)
-    progress.failed -= set(progress.done)
+    progress.failed -= set(progress.done) | set(progress.pruned)
     return progress
 
 
@@ -95,12 +98,12 @@ def close_cut_off(run_dir: Path, trial: Trial | None, reason: str = CUT_OFF) -> 
 
 
 def is_closed(run_dir: Path) -> bool:
-    """Whether an attempt's session has ended (its trial.json says SUCCESS or FAILURE)."""
+    """Whether an attempt's session has ended (its trial.json says SUCCESS, FAILURE or PRUNED)."""
     try:
         status = json.loads((run_dir / "trial.json").read_text()).get("status")
     except (OSError, ValueError):
         return False
-    return status in (TrialStatus.SUCCESS.value, TrialStatus.FAILURE.value)
+    return status in [s.value for s in TrialStatus if s.is_finished()]
 
 
 def read_closed(run_dir: Path, trial: Trial) -> TrialResult:

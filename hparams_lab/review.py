@@ -27,6 +27,9 @@ EXPERIMENT_TAG = "_hparams_/experiment"
 SESSION_START_TAG = "_hparams_/session_start_info"
 SESSION_END_TAG = "_hparams_/session_end_info"
 STATUSES = ("UNKNOWN", "SUCCESS", "FAILURE", "RUNNING")  # tensorboard.hparams.Status, by number
+# hparams_lab's own status, from trial.json: a pruned trial's session ends as SUCCESS.
+PRUNED = "PRUNED"
+ROW_STATUSES = (*STATUSES, PRUNED)
 EXPERIMENT_FILE = "experiment.json"
 TRIAL_FILE = "trial.json"
 
@@ -279,10 +282,11 @@ def build_rows(logdir, runs, tree, warnings):
 
 def _row(logdir, directory, run, series, experiment_dir, trial):
     trial_id = trial.get("id")
-    status = run.status or str(trial.get("status") or "UNKNOWN").upper()
+    recorded = str(trial.get("status") or "UNKNOWN").upper()
+    status = recorded if recorded == PRUNED and run.status in (None, "SUCCESS") else run.status or recorded
     return Row(experiment=_experiment_name(logdir, experiment_dir), run=_relative(directory, logdir) or ".",
                trial_id=None if trial_id is None else str(trial_id),
-               status=status if status in STATUSES else "UNKNOWN", hparams=run.hparams, series=series)
+               status=status if status in ROW_STATUSES else "UNKNOWN", hparams=run.hparams, series=series)
 
 
 def _nearest(directory, candidates, logdir, include_self):

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 
 from hparams_lab.errors import UserError
-from hparams_lab.review import STATUSES, maximizes
+from hparams_lab.review import ROW_STATUSES, maximizes
 
 # Longest first, so that '>=' is not read as '>' followed by '=...'.
 _CONDITION = re.compile(r"^\s*(?P<name>[^<>=!]+?)\s*(?P<op><=|>=|!=|==|=|<|>)\s*(?P<text>.*?)\s*$", re.S)
@@ -119,10 +119,10 @@ def select(logs, where=(), statuses=(), ranking_=None):
     """Rows passing every --where and --status, best first when ranked."""
     conditions = [parse_condition(expression, logs) for expression in where]
     wanted = {status.upper() for status in statuses}
-    unknown = wanted - set(STATUSES)
+    unknown = wanted - set(ROW_STATUSES)
     if unknown:
         raise UserError(f"--status {', '.join(sorted(unknown))}: not a status; "
-                        f"choose from {', '.join(s.lower() for s in STATUSES)}")
+                        f"choose from {', '.join(s.lower() for s in ROW_STATUSES)}")
     rows = [row for row in logs.rows
             if (not wanted or row.status in wanted) and all(c.holds(row) for c in conditions)]
     return ranking_.sort(rows) if ranking_ else rows

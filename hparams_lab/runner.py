@@ -29,7 +29,10 @@ from hparams_lab.writer import (
     session_start_summary,
 )
 
-EpochCallback = Callable[[int, Mapping[str, float]], None]
+EpochCallback = Callable[[int, Mapping[str, float]], bool | None]  # True: stop training now
+# Called after each epoch with its logs; True prunes the trial (bayes --pruner): training
+# stops and the trial is PRUNED, keeping the metrics of the epochs it trained.
+PruneCheck = Callable[[int, Mapping[str, float]], bool]
 TrainFn = Callable[..., Any]  # train(trial, on_epoch), and for segments start=, stop=, checkpoint=
 CHECKPOINT = "checkpoint.npz"  # a paused trial's weights and optimizer state
 
@@ -92,13 +95,15 @@ def run_task(
     *,
     start: int = 0,
     stop: int | None = None,
+    prune: PruneCheck | None = None,
 ) -> TrialResult:
     """Trains a whole trial, or (``stop`` given) its epochs ``start``..``stop``.
 
     A whole trial's session is closed here with its real status. A segment leaves a
     successful session open (trial.json says RUNNING, with the history so far and a
     weights checkpoint) for the next segment or for ``close_paused``; one segment
-    failing closes it as FAILURE.
+    failing closes it as FAILURE. ``prune`` is asked after each epoch whether to stop
+    the trial there; one it stops is closed as PRUNED.
     """
     started = time.time()
     before = read_paused(run_dir) if start > 0 else None
@@ -111,11 +116,16 @@ def run_task(
         else:
             started -= before.wall_time_s  # wall time counts every segment
 
-        def on_epoch(epoch: int, logs: Mapping[str, float]) -> None:
+        pruned_at: list[int] = []
+
+        def on_epoch(epoch: int, logs: Mapping[str, float]) -> bool:
             for group, values in m.epoch_scalars(logs).items():
                 writer.write(scalars_summary(values), step=epoch, group=group)
             writer.flush()
             reporter.epoch_ended(trial, epoch, logs)
+            if prune is not None and prune(epoch, logs):
+                pruned_at.append(epoch)
+            return bool(pruned_at)  # True asks training to stop
 
         outcome, error, details = None, None, None
         try:
@@ -137,8 +147,10 @@ def run_task(
             if bad is not None:
                 error = f"{bad[0]} became {history[bad[0]][bad[1]]} at epoch {bad[1] + 1}"
         status = TrialStatus.SUCCESS if error is None else TrialStatus.FAILURE
+        if status is TrialStatus.SUCCESS and pruned_at:
+            status = TrialStatus.PRUNED
         # A failed trial gets no summary metrics, so it can never rank best anywhere.
-        summary = m.summarize(history, outcome.test) if status is TrialStatus.SUCCESS else {}
+        summary = m.summarize(history, outcome.test) if status is not TrialStatus.FAILURE else {}
         epochs = start + (outcome.epochs if outcome is not None else 0)
         if stop is not None and status is TrialStatus.SUCCESS:
             return _pause(writer, run_dir, trial, summary, epochs, started, history)

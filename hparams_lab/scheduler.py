@@ -16,7 +16,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 from hparams_lab.resume import close_cut_off, is_closed, read_closed
 from hparams_lab.runner import Reporter, SilentReporter, attempt_dir, read_paused
@@ -38,6 +38,7 @@ class Task:
     run_dir: Path | None = None
     start: int = 0
     stop: int | None = None  # None: train the trial's full epochs and close its session
+    prune: Any = None  # bayes --pruner: a picklable runner.PruneCheck the worker asks after each epoch
 
 
 class WorkerDied(Exception):

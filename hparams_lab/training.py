@@ -23,7 +23,7 @@ from hparams_lab.metrics import monitored
 from hparams_lab.models import ModelSpec, build_model, build_optimizer
 from hparams_lab.trial import Trial
 
-EpochCallback = Callable[[int, Mapping[str, float]], None]
+EpochCallback = Callable[[int, Mapping[str, float]], bool | None]  # True: stop training now
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ def _callbacks(keras: Any, settings: TrainSettings, on_epoch: EpochCallback | No
 
 
 def _epoch_watch(keras: Any, on_epoch: EpochCallback | None) -> Any:
-    """Reports each epoch and stops on a NaN/inf loss.
+    """Reports each epoch and stops when the report asks to (a pruned trial) or on a NaN/inf loss.
 
     Epoch-level on purpose: a per-batch hook (keras' TerminateOnNaN) makes Keras
     fetch the logs after every step, which slows small models noticeably.
@@ -276,8 +276,8 @@ def _epoch_watch(keras: Any, on_epoch: EpochCallback | None) -> Any:
     class EpochWatch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
             logs = logs or {}
-            if on_epoch is not None:
-                on_epoch(epoch, logs)
+            if on_epoch is not None and on_epoch(epoch, logs):
+                self.model.stop_training = True
             if not math.isfinite(float(logs.get("loss", 0.0))):
                 self.model.stop_training = True
 

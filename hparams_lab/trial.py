@@ -11,15 +11,18 @@ from typing import Any
 
 
 class TrialStatus(enum.Enum):
-    """The statuses TensorBoard's HParams plugin knows (api_pb2.Status without STATUS_)."""
+    """The statuses TensorBoard's HParams plugin knows (api_pb2.Status without STATUS_), and PRUNED."""
 
     UNKNOWN = "UNKNOWN"
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
     RUNNING = "RUNNING"
+    # Stopped early on purpose by its search (bayes --pruner), with real metrics from the
+    # epochs it trained. TensorBoard has no such status: writer.py tells it SUCCESS.
+    PRUNED = "PRUNED"
 
     def is_finished(self) -> bool:
-        return self in (TrialStatus.SUCCESS, TrialStatus.FAILURE)
+        return self in (TrialStatus.SUCCESS, TrialStatus.FAILURE, TrialStatus.PRUNED)
 
 
 def _digest(payload: object) -> str:

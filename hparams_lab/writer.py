@@ -143,8 +143,14 @@ def session_start_summary(trial: Trial, group: str, start_time: float | None = N
 
 
 def session_end_summary(status: TrialStatus, end_time: float | None = None) -> summary_pb2.Summary:
+    # TensorBoard's Status has no PRUNED. A pruned trial ended as its search meant it to,
+    # with real metrics from the epochs it trained, like one stopped early by --patience:
+    # SUCCESS. FAILURE would say it broke (and our failures carry no metrics), UNKNOWN
+    # that nobody knows, RUNNING that it hangs. trial.json, review and the leaderboard
+    # say PRUNED; TensorBoard shows how far it got by the last step of its scalars.
+    shown = TrialStatus.SUCCESS if status is TrialStatus.PRUNED else status
     info = plugin_data_pb2.SessionEndInfo(
-        status=api_pb2.Status.Value(f"STATUS_{status.value}"),
+        status=api_pb2.Status.Value(f"STATUS_{shown.value}"),
         end_time_secs=time.time() if end_time is None else end_time,
     )
     return _hparams_summary(
