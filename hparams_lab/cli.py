@@ -30,7 +30,7 @@ def fail(message: str) -> None:
 @click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="random", show_default=True,
               help="How trials are chosen from the space.")
 @click.option("--trials", type=click.IntRange(min=1), default=None,
-              help="Random: how many trials [default: 10]. Hyperband: how many configurations "
+              help="Random, bayes: how many trials [default: 10]. Hyperband: how many configurations "
                    "[default: what its brackets hold]. Other strategies: run only the first N.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds sampling, splits and training.")
 @click.option("--space", "space_file", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -72,6 +72,9 @@ def fail(message: str) -> None:
 @click.option("--factor", type=click.IntRange(min=2), default=None,
               help="hyperband, successive-halving: keep the best 1/factor at each rung, train them "
                    "factor times longer [default: 3].")
+@click.option("--pruner", type=click.Choice(["median"]), default=None,
+              help="bayes: stop trials whose per-epoch validation value falls behind the median of "
+                   "finished trials (optuna's MedianPruner) [default: none].")
 @click.option("--metric", default=None,
               help=f"Metric that ranks trials [default: {DEFAULT_METRIC}; mean_{DEFAULT_METRIC} with "
                    f"--repeats, cv_mean_{DEFAULT_METRIC} with --cv].")
@@ -100,7 +103,9 @@ def main(ctx: click.Context, space_file: str | None, **options: object) -> None:
         fail(str(err))
     ranked = study.ranked()
     n_ok = sum(r.status.value == "SUCCESS" for r in ranked)
-    click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded. Leaderboard by {study.metric}:")
+    n_pruned = sum(r.status.value == "PRUNED" for r in ranked)
+    pruned = f", {n_pruned} pruned" if n_pruned else ""
+    click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {study.metric}:")
     click.echo(leaderboard(ranked, study.metric))
     if options["strategy"] == "one-at-a-time":
         _print_effects(study)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from hparams_lab import resume
+from hparams_lab import bayes, resume
 from hparams_lab.errors import UserError
 from hparams_lab.experiment import locate_experiment
 from hparams_lab.hyperband import DEFAULT_FACTOR, HyperbandSearch, brackets, capped
@@ -33,7 +33,9 @@ _OPTIONS = {
     "one-at-a-time": ("--base", "--points"),
     "hyperband": ("--factor",),
     "successive-halving": ("--factor",),
+    "bayes": ("--pruner",),
 }
+BAYES_TRIALS = 10  # as random search
 
 
 # An adaptive strategy's search, built for an experiment directory (a resumed
@@ -70,13 +72,18 @@ def plan_study(
     base: Mapping[str, Any] | str | None = None,
     epochs: int = 20,
     factor: int | None = None,
+    pruner: str | None = None,
 ) -> Plan:
     """The space and trials of a study; ``space`` None means the strategy's default space.
 
     ``epochs`` is the most epochs a trial trains (hyperband's R).
     """
-    given = {"--from": refine_from, "--top-k": top_k, "--points": points, "--base": base, "--factor": factor}
+    given = {"--from": refine_from, "--top-k": top_k, "--points": points, "--base": base, "--factor": factor,
+             "--pruner": pruner}
     _check_options(strategy, given)
+    if strategy == "bayes":
+        return _bayes(space or default_space, seed=seed, trials=BAYES_TRIALS if trials is None else trials,
+                      metric=metric, pruner=pruner)
     if strategy in ("hyperband", "successive-halving"):
         return _hyperband(strategy, space or default_space, seed=seed, trials=trials, metric=metric,
                           epochs=epochs, factor=DEFAULT_FACTOR if factor is None else factor)
@@ -122,6 +129,20 @@ def _hyperband(strategy: str, space: Space, *, seed: int, trials: int | None, me
 
     settings = {"factor": factor, "brackets": [{"sizes": list(b.sizes), "epochs": list(b.epochs)} for b in plan]}
     return Plan(space, [], settings, search, size=sum(b.sizes[0] for b in plan))
+
+
+def _bayes(space: Space, *, seed: int, trials: int, metric: str, pruner: str | None) -> Plan:
+    bayes.require_optuna()  # before anything is written
+    if trials < 1:
+        raise UserError(f"--trials must be at least 1, got {trials}")
+    if pruner is not None and pruner not in bayes.PRUNERS:
+        raise UserError(f"--pruner {pruner!r}: choose one of {', '.join(bayes.PRUNERS)}")
+
+    def search(experiment_dir: Path, slots: int) -> bayes.BayesSearch:
+        return bayes.BayesSearch(space, seed=seed, trials=trials, metric=metric, experiment_dir=experiment_dir,
+                                 slots=slots, pruner=pruner)
+
+    return Plan(space, [], {"pruner": pruner}, search, size=int(min(trials, space.size())))
 
 
 def _check_options(strategy: str, given: Mapping[str, Any]) -> None:

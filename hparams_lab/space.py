@@ -223,7 +223,10 @@ class RealInterval(_Interval):
         return float(f"{value:.10g}")
 
     def sample(self, rng: Random) -> float:
-        value = self.at(rng.random())
+        return self.rounded(self.at(rng.random()))
+
+    def rounded(self, value: float) -> float:
+        """A sampled value as a trial takes it: snapped to the step, else to a few significant digits."""
         if self.step is None:
             value = min(max(float(f"{value:.{_MAX_SIG_DIGITS}g}"), self.min), self.max)
         return self.snap(value)

@@ -86,7 +86,7 @@ STRATEGIES: dict[str, Strategy] = {
 
 
 # Strategies that decide as results come in (plan.py builds their searches).
-ADAPTIVE = ("hyperband", "successive-halving")
+ADAPTIVE = ("hyperband", "successive-halving", "bayes")
 NAMES = (*STRATEGIES, *ADAPTIVE)
 
 

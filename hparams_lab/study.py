@@ -88,17 +88,19 @@ def run_study(
     points: int | None = None,
     base_hparams: Mapping[str, Any] | str | None = None,
     factor: int | None = None,
+    pruner: str | None = None,
     reporter: Reporter | None = None,
     command: str = "",
 ) -> StudyResult:
     """Runs (or resumes) a study and returns every trial's result.
 
-    ``strategy`` is "grid", "random", "refine" or "one-at-a-time". ``space`` is a
-    Space, a path to a .toml/.json space file, or None for the default (refine: the
-    earlier experiment's space). refine takes ``refine_from`` (an experiment name
-    under ``logdir``, or a path), ``top_k`` and ``points``; one-at-a-time
-    ``base_hparams`` (a mapping, "units=64,optimizer=adam" or a .json/.toml file)
-    and ``points``.
+    ``strategy`` is "grid", "random", "refine", "one-at-a-time", "hyperband",
+    "successive-halving" or "bayes". ``space`` is a Space, a path to a .toml/.json
+    space file, or None for the default (refine: the earlier experiment's space).
+    bayes needs optuna; its ``pruner`` "median" stops unpromising trials early.
+    refine takes ``refine_from`` (an experiment name under ``logdir``, or a path),
+    ``top_k`` and ``points``; one-at-a-time ``base_hparams`` (a mapping,
+    "units=64,optimizer=adam" or a .json/.toml file) and ``points``.
     ``model`` is "mlp", "cnn", "package.module:function" or a function
     ``(hparams, input_shape, n_classes) -> keras.Model``. ``repeats`` trains each
     trial that many times with seeds seed, seed+1, ...; ``cv`` runs stratified K-fold
@@ -118,7 +120,8 @@ def run_study(
     _check_metric(metric, True, group_prefix)
     plan = plan_study(strategy, space, DEFAULT_SPACE, seed=seed, trials=trials, metric=metric, logdir=logdir,
                       refine_from=refine_from, top_k=top_k, points=points, base=base_hparams,
-                      epochs=epochs if max_epochs is None else min(epochs, max_epochs), factor=factor)
+                      epochs=epochs if max_epochs is None else min(epochs, max_epochs), factor=factor,
+                      pruner=pruner)
     if plan.search is not None and (repeats > 1 or cv is not None):
         raise UserError(f"--strategy {strategy} decides as results come in; it does not combine with "
                         "--repeats or --cv")
@@ -197,8 +200,9 @@ def _run_search(experiment_dir: Path, search: Search, backend: Backend,
                 reporter: Reporter) -> list[TrialResult]:
     """An adaptive search: it resumes from what is on disk itself; results in start order."""
     progress = resume.scan(experiment_dir)
-    if progress.done or progress.failed or progress.cut_off:
-        reporter.note(f"resuming experiment {experiment_dir.name!r}: {len(progress.done)} trials done, "
+    if progress.done or progress.pruned or progress.failed or progress.cut_off:
+        pruned = f"{len(progress.pruned)} pruned, " if progress.pruned else ""
+        reporter.note(f"resuming experiment {experiment_dir.name!r}: {len(progress.done)} trials done, {pruned}"
                       f"{len(progress.failed)} failed or unfinished, {len(progress.cut_off)} cut off; "
                       "the search goes on from them")
     for run_dir in progress.cut_off:
@@ -349,7 +353,8 @@ def _experiment_dir(logdir: Path, name: str | None, overwrite: bool) -> Path:
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("hparams-lab", "tensorflow", "tensorflow-cpu", "keras", "tensorboard", "numpy", "scikit-learn"):
+    for dist in ("hparams-lab", "tensorflow", "tensorflow-cpu", "keras", "tensorboard", "numpy", "scikit-learn",
+                 "optuna"):
         try:
             out[dist] = importlib_metadata.version(dist)
         except importlib_metadata.PackageNotFoundError:

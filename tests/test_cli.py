@@ -29,7 +29,7 @@ def write(tmp_path, name, text):
     "args, message",
     [
         (["--metric", "best_val_f1"], "--metric 'best_val_f1': unknown"),
-        (["--strategy", "bayes"], "Invalid value for '--strategy'"),
+        (["--strategy", "annealing"], "Invalid value for '--strategy'"),
         (["--space", "nowhere.toml"], "does not exist"),
     ],
 )

@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("tensorflow", "keras")
 
 
-def loaded_heavy_modules(code: str) -> list[str]:
-    probe = code + "\nimport json, sys\nprint(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (HEAVY,)
+def loaded_heavy_modules(code: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    probe = code + "\nimport json, sys\nprint(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (heavy,)
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
@@ -48,3 +48,17 @@ def test_run_py_help_exits_cleanly():
     result = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0
     assert "--strategy" in result.stdout
+
+
+def test_optuna_loads_only_when_a_bayes_study_runs():
+    """optuna is an optional extra: the package, --help and planning other strategies never import it."""
+    code = (
+        "import sys\nsys.argv = ['run.py', '--help']\n"
+        "import hparams_lab, hparams_lab.study, hparams_lab.bayes, hparams_lab.plan\n"
+        "from hparams_lab.plan import plan_study\n"
+        "from hparams_lab.study import DEFAULT_SPACE\n"
+        "plan_study('hyperband', None, DEFAULT_SPACE, seed=0, trials=None, metric='best_val_accuracy', logdir='logs')\n"
+        "from hparams_lab.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
+    )
+    assert loaded_heavy_modules(code, ("optuna",)) == []
