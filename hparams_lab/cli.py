@@ -58,6 +58,9 @@ def fail(message: str) -> None:
               help="Stratified K-fold cross-validation per trial; rank by the mean over folds.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Trials at once, each in its own process with its share of the CPU threads.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run the trials on the dask cluster whose scheduler is at ADDRESS (tcp://HOST:8786); "
+                   "--logdir must be a path every worker reaches. Needs pip install 'hparams-lab[dask]'.")
 @click.option("--overwrite", is_flag=True, help="Start an existing --experiment over (its runs are deleted).")
 @click.option("--from", "refine_from", default=None, metavar="EXPERIMENT",
               help="refine: the earlier experiment (a name under --logdir, or a path).")

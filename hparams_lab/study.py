@@ -79,6 +79,7 @@ def run_study(
     repeats: int = 1,
     cv: int | None = None,
     workers: int = 1,
+    scheduler: str | None = None,
     metric: str | None = None,
     logdir: str | os.PathLike = "logs",
     experiment: str | None = None,
@@ -105,7 +106,10 @@ def run_study(
     ``(hparams, input_shape, n_classes) -> keras.Model``. ``repeats`` trains each
     trial that many times with seeds seed, seed+1, ...; ``cv`` runs stratified K-fold
     cross-validation instead. An existing ``experiment`` is resumed: finished trials
-    are kept, the rest run again; ``overwrite`` starts it over.
+    are kept, the rest run again; ``overwrite`` starts it over. ``workers`` runs that
+    many trials at once in processes of this machine; ``scheduler`` (a dask scheduler's
+    address, tcp://HOST:8786) runs them on that dask cluster instead, whose workers
+    must reach ``logdir`` at the same path.
     """
     from hparams_lab.training import TrainSettings, import_keras, trainer  # Keras loads only here
 
@@ -115,6 +119,9 @@ def run_study(
                   repeats=repeats, cv=cv, workers=workers)
     if repeats > 1 and cv is not None:
         raise UserError("choose --repeats or --cv, not both")
+    if scheduler is not None and workers > 1:
+        raise UserError("choose --scheduler (trials on a dask cluster, as many at once as it has worker "
+                        "processes) or --workers N (processes of this machine), not both")
     group_prefix = groups.prefix(repeats, cv)
     metric = metric or f"{'' if group_prefix is None else group_prefix + 'mean_'}{m.DEFAULT_METRIC}"
     _check_metric(metric, True, group_prefix)
@@ -125,7 +132,8 @@ def run_study(
     if plan.search is not None and (repeats > 1 or cv is not None):
         raise UserError(f"--strategy {strategy} decides as results come in; it does not combine with "
                         "--repeats or --cv")
-    model_spec = _check_model(model, plan.space, plan.trials, workers)
+    model_spec = _check_model(model, plan.space, plan.trials,
+                              "--scheduler" if scheduler is not None else "--workers" if workers > 1 else None)
     check_dataset(dataset)
     experiment_dir = _experiment_dir(Path(logdir), experiment, overwrite)
     check_unlocked(experiment_dir)
@@ -134,7 +142,7 @@ def run_study(
     settings = TrainSettings.from_record(recorded_settings, metric)
     # The cheap checks are done. Workers start now, importing TensorFlow while this
     # process loads the data; loading may need Keras (mnist) and can still fail.
-    with _worker_processes(workers, WorkerJob(dataset, seed, model, settings, cv)) as backend:
+    with _worker_processes(workers, scheduler, WorkerJob(dataset, seed, model, settings, cv)) as backend:
         if backend is None or needs_keras(dataset):
             import_keras()  # before any data set loader can pull it in unquieted
         data = load_dataset(dataset, seed=seed)
@@ -167,10 +175,11 @@ def run_study(
     return StudyResult(experiment_dir, metric, results)
 
 
-def _check_model(model: str | Callable[..., Any], space: Space, trials: list[Trial], workers: int) -> ModelSpec:
+def _check_model(model: str | Callable[..., Any], space: Space, trials: list[Trial],
+                 sent_by: str | None) -> ModelSpec:
     spec = _resolve_model(model, space)
-    if workers > 1:
-        _check_sendable(model)
+    if sent_by is not None:  # the flag that sends trials to other processes
+        _check_sendable(model, sent_by)
     for trial in trials:  # bad values fail now, not after an hour of training
         check_hparam_values(spec, trial.hparams)
     return spec
@@ -184,12 +193,18 @@ def _declared(has_test: bool, group_prefix: str | None) -> list[m.Metric]:
 
 
 @contextlib.contextmanager
-def _worker_processes(workers: int, job: WorkerJob) -> Iterator[ProcessBackend | None]:
-    """``workers`` > 1: a process pool, started at once and shut down at the end."""
-    if workers == 1:
+def _worker_processes(workers: int, scheduler: str | None, job: WorkerJob) -> Iterator[Backend | None]:
+    """``workers`` > 1: a process pool, started at once; ``scheduler``: a dask cluster,
+    connected to now (dask loads only then). Shut down or disconnected at the end."""
+    if scheduler is not None:
+        from hparams_lab.dask_backend import DaskBackend
+
+        backend = DaskBackend.connect(scheduler, job)
+    elif workers == 1:
         yield None
         return
-    backend = ProcessBackend(job, workers)
+    else:
+        backend = ProcessBackend(job, workers)
     try:
         yield backend
     finally:
@@ -306,13 +321,13 @@ def _resolve_model(model: str | Callable[..., Any], space: Space) -> ModelSpec:
     return spec
 
 
-def _check_sendable(model: str | Callable[..., Any]) -> None:
+def _check_sendable(model: str | Callable[..., Any], flag: str) -> None:
     """Worker processes import the model function by name: it must be importable."""
     try:
         pickle.dumps(model)
     except (pickle.PicklingError, AttributeError, TypeError):
         raise UserError(
-            f"--workers needs a model function importable by name (module:function); "
+            f"{flag} needs a model function importable by name (module:function); "
             f"{getattr(model, '__qualname__', model)!r} is defined where worker processes can't import it"
         ) from None
 

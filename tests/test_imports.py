@@ -1,4 +1,4 @@
-"""Paths that don't train never import TensorFlow (checked in a fresh interpreter)."""
+"""Paths that don't train never import TensorFlow, nor dask (checked in a fresh interpreter)."""
 
 import json
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-HEAVY = ("tensorflow", "keras")
+HEAVY = ("tensorflow", "keras", "dask", "distributed")  # dask: only --scheduler loads it
 
 
 def loaded_heavy_modules(code: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
