@@ -60,7 +60,7 @@ def fail(message: str) -> None:
               help="Trials at once, each in its own process with its share of the CPU threads.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run the trials on the dask cluster whose scheduler is at ADDRESS (tcp://HOST:8786); "
-                   "--logdir must be a path every worker reaches. Needs pip install 'hparams-lab[dask]'.")
+                   "--logdir must be a path every worker reaches. Needs pip install -e '.[dask]'.")
 @click.option("--overwrite", is_flag=True, help="Start an existing --experiment over (its runs are deleted).")
 @click.option("--from", "refine_from", default=None, metavar="EXPERIMENT",
               help="refine: the earlier experiment (a name under --logdir, or a path).")

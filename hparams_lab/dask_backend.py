@@ -49,7 +49,7 @@ from hparams_lab.trial import TrialResult
 
 CONNECT_TIMEOUT_S = 5.0
 SLOTS_REFRESH_S = 5.0  # how often ``slots`` asks the scheduler how many workers it has
-INSTALL_HINT = "pip install 'hparams-lab[dask]'"
+INSTALL_HINT = "pip install -e '.[dask]'"
 WORKER_HINT = "dask worker {address} --nworkers N --nthreads 1"
 
 

@@ -199,7 +199,7 @@ def test_without_distributed_scheduler_says_how_to_install_it(runner, tmp_path, 
     logdir = tmp_path / "logs"
     result = runner.invoke(main, ["--logdir", str(logdir), "--scheduler", "tcp://127.0.0.1:8786"])
     assert result.exit_code == 2, result.output
-    assert "pip install 'hparams-lab[dask]'" in result.output
+    assert "pip install -e '.[dask]'" in result.output
     assert not logdir.exists()
 
 
