@@ -140,8 +140,9 @@ class HyperbandSearch:
             self.results[task.trial.id] = result
         else:
             value = result.metrics.get(self.metric)
-            config.values[rung] = value if value is not None and math.isfinite(value) else -math.inf \
-                if m.higher_is_better(self.metric) else math.inf
+            if value is None or not math.isfinite(value):
+                value = -math.inf if m.higher_is_better(self.metric) else math.inf  # the worst: never sent on
+            config.values[rung] = value
         self._close_decided()
 
     # -- decisions -------------------------------------------------------------------
@@ -193,8 +194,7 @@ class HyperbandSearch:
             if not self._complete(b, rung - 1) or self._candidates(b, rung - 1):
                 return False
             expected = [c for c in members if rung - 1 in c.promoted]
-        return all(rung in c.values or c.failed_at == rung for c in expected) and not any(
-            c.busy for c in expected)
+        return all(rung in c.values or c.failed_at == rung for c in expected)
 
     def _close_decided(self) -> None:
         """Ends the sessions of configurations that will train no further."""

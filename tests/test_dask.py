@@ -22,18 +22,7 @@ from hparams_lab.errors import UserError
 from hparams_lab.scheduler import INTERRUPTED, WORKER_DIED, Task, WorkerDied
 from hparams_lab.training import TrainSettings
 from hparams_lab.trial import Trial, TrialStatus
-
-KILLER = '''
-import os, signal
-import keras
-
-def build(hparams, input_shape, n_classes):
-    if hparams["units"] == 13:
-        os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-trial
-    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
-                             keras.layers.Dense(hparams["units"], activation="relu"),
-                             keras.layers.Dense(n_classes, activation="softmax")])
-'''
+from tests.test_workers import KILLER  # a model that SIGKILLs its process for units=13
 
 
 @pytest.fixture(scope="module")
