@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from hparams_lab.runner import Reporter, SilentReporter, TrainFn, run_task
 from hparams_lab.scheduler import Task, WorkerDied
+from hparams_lab.trial import TrialResult
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,7 @@ class InlineBackend:
 
     def submit(self, task: Task) -> Future:
         future: Future = Future()
-        future.set_result(run_task(task.trial, self.train, task.run_dir, self.reporter,
-                                   start=task.start, stop=task.stop, prune=task.prune))
+        future.set_result(_run(task, self.train, self.reporter))
         return future
 
     def restart(self) -> None:
@@ -126,5 +126,8 @@ def _start_worker(job: WorkerJob, threads: int) -> None:
 
 def run_in_worker(job: WorkerJob, task: Task):
     """What a worker process runs for one task (a dask worker too)."""
-    return run_task(task.trial, worker_train(job), task.run_dir, SilentReporter(), start=task.start, stop=task.stop,
-                    prune=task.prune)
+    return _run(task, worker_train(job), SilentReporter())
+
+
+def _run(task: Task, train: TrainFn, reporter: Reporter) -> TrialResult:
+    return run_task(task.trial, train, task.run_dir, reporter, start=task.start, stop=task.stop, prune=task.prune)
