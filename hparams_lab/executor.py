@@ -15,11 +15,12 @@ import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from hparams_lab.runner import Reporter, SilentReporter, TrainFn, run_task
-from hparams_lab.scheduler import Task, WorkerDied
-from hparams_lab.trial import TrialResult
+from hparams_lab.scheduler import FixedSearch, Task, WorkerDied, drive
+from hparams_lab.trial import Trial, TrialResult
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,18 @@ class InlineBackend:
 
     def close(self) -> None:
         pass
+
+
+def run_trials(
+    trials: Sequence[Trial],
+    train: TrainFn,
+    experiment_dir: Path,
+    reporter: Reporter | None = None,
+) -> list[TrialResult]:
+    """Trials one after the other in this process, through the study loop; results in order."""
+    search = FixedSearch(trials)
+    drive(search, InlineBackend(train, reporter), experiment_dir, reporter)
+    return [search.results[t.id] for t in trials]
 
 
 class ProcessBackend:

@@ -1,4 +1,6 @@
-"""The study loop: each trial gets a run directory, a session in TensorBoard and a trial.json.
+"""One trial's run: its run directory, its session in TensorBoard and its trial.json.
+
+(The loop over trials is scheduler.drive.)
 
 Knows nothing of Keras: it calls a ``train(trial, on_epoch)`` function that returns
 an object with ``history`` ({metric: [per-epoch values]}), ``test`` and ``epochs``,
@@ -56,22 +58,6 @@ class SilentReporter:
 
     def trial_finished(self, result: TrialResult, position: int, total: int) -> None:
         pass
-
-
-def run_trials(
-    trials: Sequence[Trial],
-    train: TrainFn,
-    experiment_dir: Path,
-    reporter: Reporter | None = None,
-) -> list[TrialResult]:
-    reporter = reporter or SilentReporter()
-    results = []
-    for position, trial in enumerate(trials, start=1):
-        reporter.trial_started(trial, position, len(trials))
-        result = run_trial(trial, train, attempt_dir(experiment_dir, trial.id), reporter)
-        reporter.trial_finished(result, position, len(trials))
-        results.append(result)
-    return results
 
 
 def attempt_dir(experiment_dir: Path, trial_id: str) -> Path:

@@ -31,7 +31,7 @@ def test_building_trials_and_writing_logs_do_not_import_tensorflow(tmp_path):
     code = f"""
 from hparams_lab.study import DEFAULT_SPACE
 from hparams_lab.strategies import make_trials
-from hparams_lab.runner import run_trials
+from hparams_lab.executor import run_trials
 from hparams_lab.data import check_dataset
 from hparams_lab.models import resolve_model, check_hparams
 from types import SimpleNamespace

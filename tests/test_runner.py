@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from hparams_lab.runner import ranked, run_trials
+from hparams_lab.executor import run_trials
+from hparams_lab.runner import ranked
 from hparams_lab.trial import Trial, TrialStatus
 
 
