@@ -81,6 +81,8 @@ def plan_study(
     given = {"--from": refine_from, "--top-k": top_k, "--points": points, "--base": base, "--factor": factor,
              "--pruner": pruner}
     _check_options(strategy, given)
+    if trials is not None and (not isinstance(trials, int) or trials < 1):
+        raise UserError(f"--trials must be at least 1, got {trials!r}")
     if strategy == "bayes":
         return _bayes(space or default_space, seed=seed, trials=BAYES_TRIALS if trials is None else trials,
                       metric=metric, pruner=pruner)
@@ -119,7 +121,7 @@ def _refine(space: Space | None, *, seed: int, trials: int | None, metric: str, 
 
 def _hyperband(strategy: str, space: Space, *, seed: int, trials: int | None, metric: str, epochs: int,
                factor: int) -> Plan:
-    if factor < 2:
+    if not isinstance(factor, int) or factor < 2:
         raise UserError(f"--factor must be a whole number >= 2, got {factor!r}")
     plan = capped(brackets(epochs, factor, only_first=strategy == "successive-halving"), trials)
 
@@ -133,8 +135,6 @@ def _hyperband(strategy: str, space: Space, *, seed: int, trials: int | None, me
 
 def _bayes(space: Space, *, seed: int, trials: int, metric: str, pruner: str | None) -> Plan:
     bayes.require_optuna()  # before anything is written
-    if trials < 1:
-        raise UserError(f"--trials must be at least 1, got {trials}")
     if pruner is not None and pruner not in bayes.PRUNERS:
         raise UserError(f"--pruner {pruner!r}: choose one of {', '.join(bayes.PRUNERS)}")
 
@@ -151,5 +151,5 @@ def _check_options(strategy: str, given: Mapping[str, Any]) -> None:
         if value is not None and flag not in allowed:
             users = [name for name, flags in _OPTIONS.items() if flag in flags]
             raise UserError(f"{flag} is only for --strategy {' or '.join(users)}, not {strategy!r}")
-        if flag in ("--top-k", "--points", "--factor") and value is not None and (not isinstance(value, int) or value < 1):
+        if flag in ("--top-k", "--points") and value is not None and (not isinstance(value, int) or value < 1):
             raise UserError(f"{flag} must be a whole number >= 1, got {value!r}")

@@ -236,3 +236,13 @@ def _silent():
 def test_budget_math_is_finite():
     assert all(math.isfinite(b.total_epochs) for b in brackets(243, 3))
     assert brackets(243, 3)[0].epochs == (1, 3, 9, 27, 81, 243)
+
+
+def test_bad_counts_from_the_api_are_user_errors(tmp_path):
+    from hparams_lab.errors import UserError
+
+    with pytest.raises(UserError, match="--trials must be at least 1, got 0"):
+        run_study(strategy="hyperband", trials=0, logdir=tmp_path)
+    with pytest.raises(UserError, match="--factor must be a whole number >= 2, got 1"):
+        run_study(strategy="hyperband", factor=1, logdir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
