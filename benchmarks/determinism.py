@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def fits(deterministic: bool, n: int, epochs: int) -> None:
     """Child process: n fits of one trial, one line each: seconds and final val_accuracy."""
     sys.path.insert(0, str(ROOT))
-    from hparams_lab import training
-    from hparams_lab.data import load_dataset
-    from hparams_lab.models import resolve_model
-    from hparams_lab.strategies import random_search
-    from hparams_lab.study import DEFAULT_SPACE
+    from hparams_lab.training import fit as training
+    from hparams_lab.training.data import load_dataset
+    from hparams_lab.training.models import resolve_model
+    from hparams_lab.search.random import random_search
+    from hparams_lab.study.run import DEFAULT_SPACE
 
     if not deterministic:
         training._enable_determinism = lambda: None  # the "before" side: import_keras skips it

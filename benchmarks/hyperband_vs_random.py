@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vs_kerastuner import Run, accuracy, run_lab  # noqa: E402
 
-from hparams_lab.hyperband import brackets  # noqa: E402
+from hparams_lab.search.hyperband import brackets  # noqa: E402
 
 
 def rows(max_epochs: int, factor: int) -> dict[str, str]:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hparams_lab.runner import SilentReporter  # noqa: E402
-from hparams_lab.study import run_study  # noqa: E402
-from hparams_lab.trial import TrialResult  # noqa: E402
+from hparams_lab.execution.events import SilentReporter  # noqa: E402
+from hparams_lab.study.run import run_study  # noqa: E402
+from hparams_lab.core.trial import TrialResult  # noqa: E402
 
 
 def rss_mib() -> float:

@@ -29,10 +29,10 @@ def bare_loop(trials: int, epochs: int, seed: int, logdir: str) -> None:
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 
-    from hparams_lab.data import load_dataset
-    from hparams_lab.models import build_model, build_optimizer, resolve_model
-    from hparams_lab.strategies import random_search
-    from hparams_lab.study import DEFAULT_SPACE
+    from hparams_lab.training.data import load_dataset
+    from hparams_lab.training.models import build_model, build_optimizer, resolve_model
+    from hparams_lab.search.random import random_search
+    from hparams_lab.study.run import DEFAULT_SPACE
 
     data = load_dataset("digits", seed=seed)
     mlp = resolve_model("mlp")
@@ -53,7 +53,7 @@ def bare_loop(trials: int, epochs: int, seed: int, logdir: str) -> None:
 
 
 def lab(trials: int, epochs: int, seed: int, logdir: str) -> None:
-    from hparams_lab.study import run_study
+    from hparams_lab.study.run import run_study
 
     run_study(strategy="random", trials=trials, epochs=epochs, seed=seed, logdir=logdir, experiment="bench")
 

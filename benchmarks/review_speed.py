@@ -32,7 +32,7 @@ def review_command(logdir):
     """`python run.py review` once the lead's run.py exists; the module entry until then."""
     if (ROOT / "run.py").exists():
         return [sys.executable, str(ROOT / "run.py"), "review", str(logdir), "--top", "10"]
-    return [sys.executable, "-m", "hparams_lab.cli_review", str(logdir), "--top", "10"]
+    return [sys.executable, "-m", "hparams_lab.cli.review", str(logdir), "--top", "10"]
 
 
 # tbparse reads the same runs into DataFrames: every scalar point with its run dir, and the

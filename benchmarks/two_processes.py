@@ -24,9 +24,9 @@ def child(trials: int) -> None:
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[name] = "1"
     sys.path.insert(0, str(ROOT))
-    from hparams_lab.data import load_dataset
-    from hparams_lab.models import build_model, build_optimizer, resolve_model
-    from hparams_lab.training import import_keras
+    from hparams_lab.training.data import load_dataset
+    from hparams_lab.training.models import build_model, build_optimizer, resolve_model
+    from hparams_lab.training.fit import import_keras
 
     keras = import_keras()
     data, spec = load_dataset("digits", seed=0), resolve_model("mlp")

@@ -99,7 +99,7 @@ def run_kerastuner(trials: int, epochs: int, seed: int) -> Run:
 
 def kt_hparams(hp, space) -> dict:
     """hparams_lab's space as KerasTuner hyperparameters (Choice / Boolean / Int / Float)."""
-    from hparams_lab.space import Discrete, IntInterval, RealInterval
+    from hparams_lab.core.space import Discrete, IntInterval, RealInterval
 
     values = {}
     for h in space:
@@ -121,10 +121,10 @@ def kerastuner_child(directory: str, trials: int, epochs: int, seed: int) -> Non
     sys.path.insert(0, str(ROOT))
     import keras_tuner as kt
 
-    from hparams_lab.data import load_dataset
-    from hparams_lab.models import build_model, build_optimizer, resolve_model
-    from hparams_lab.study import DEFAULT_SPACE
-    from hparams_lab.training import import_keras
+    from hparams_lab.training.data import load_dataset
+    from hparams_lab.training.models import build_model, build_optimizer, resolve_model
+    from hparams_lab.study.run import DEFAULT_SPACE
+    from hparams_lab.training.fit import import_keras
 
     keras = import_keras()  # hparams_lab's TensorFlow set-up: quiet start-up, op determinism
     data, mlp = load_dataset("digits", seed=seed), resolve_model("mlp")

@@ -57,7 +57,7 @@ def _process_started() -> float:
 def _instrument() -> None:
     """Logs this process's start and each call of import_keras / load_dataset (start, end)."""
     sys.path.insert(0, str(ROOT))
-    from hparams_lab import data, training
+    from hparams_lab.training import data, fit as training
 
     _log("process", _process_started())
     for module, name in ((training, "import_keras"), (data, "load_dataset")):
@@ -185,7 +185,7 @@ def profile(workers: int, trials: int, epochs: int, seed: int) -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:  # the profiled study: run.py's command line, in this process
-        from hparams_lab.cli import main as run_py
+        from hparams_lab.cli.app import main as run_py
 
         run_py(sys.argv[2:], prog_name="run.py")
         return

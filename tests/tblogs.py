@@ -1,7 +1,7 @@
 """Write TensorBoard HParams logs for tests, with tensorboard's pure-Python
 pieces and hparams_lab's own TF-free event files: the proto builders of
 `tensorboard.plugins.hparams.summary_v2` and `tensorboard.plugins.scalar.summary_v2`,
-`hparams_lab.eventfile.EventFile` and `hparams_lab.writer.session_end_summary`
+`hparams_lab.tb.eventfile.EventFile` and `hparams_lab.tb.summaries.session_end_summary`
 (tensorboard's `session_end_pb` imports TensorFlow at module level).
 """
 
@@ -15,9 +15,9 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.plugins.scalar.summary_v2 import scalar_pb
 
-from hparams_lab import writer
-from hparams_lab.eventfile import EventFile
-from hparams_lab.trial import TrialStatus
+from hparams_lab.tb import summaries as writer
+from hparams_lab.tb.eventfile import EventFile
+from hparams_lab.core.trial import TrialStatus
 
 
 def write_events(directory, summaries: list[tuple[int, summary_pb2.Summary]]) -> Path:

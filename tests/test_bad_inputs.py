@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hparams_lab.cli import main
+from hparams_lab.cli.app import main
 
 OWN, CLICK = "own", "click"
 

@@ -14,8 +14,8 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from hparams_lab import Discrete, HParam, IntInterval, RealInterval, Space, run_study  # noqa: E402
-from hparams_lab import review  # noqa: E402
-from hparams_lab.bayes import (  # noqa: E402
+from hparams_lab.review import reader as review  # noqa: E402
+from hparams_lab.search.bayes import (
     INSTALL,
     JOURNAL,
     STUDY_NAME,
@@ -25,14 +25,14 @@ from hparams_lab.bayes import (  # noqa: E402
     startup_trials,
     value_of,
 )
-from hparams_lab.cli import main  # noqa: E402
-from hparams_lab.errors import UserError  # noqa: E402
-from hparams_lab.executor import InlineBackend  # noqa: E402
-from hparams_lab.progress import leaderboard  # noqa: E402
-from hparams_lab.runner import ranked  # noqa: E402
-from hparams_lab.scheduler import drive  # noqa: E402
-from hparams_lab.space import check_value  # noqa: E402
-from hparams_lab.trial import TrialStatus  # noqa: E402
+from hparams_lab.cli.app import main  # noqa: E402
+from hparams_lab.core.errors import UserError  # noqa: E402
+from hparams_lab.execution.local import InlineBackend  # noqa: E402
+from hparams_lab.cli.console import leaderboard  # noqa: E402
+from hparams_lab.core.metrics import ranked  # noqa: E402
+from hparams_lab.execution.loop import drive  # noqa: E402
+from hparams_lab.core.space import check_value  # noqa: E402
+from hparams_lab.core.trial import TrialStatus  # noqa: E402
 
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
@@ -99,7 +99,7 @@ def in_order(found: BayesSearch) -> list:
 
 
 def journal_trials(experiment_dir: Path) -> list:
-    from hparams_lab.bayes import _storage
+    from hparams_lab.search.bayes import _storage
 
     storage = _storage(optuna, str(experiment_dir / JOURNAL))
     return optuna.load_study(study_name=STUDY_NAME, storage=storage).get_trials()
@@ -300,8 +300,9 @@ def test_a_trial_finished_but_not_told_is_told_on_resume(tmp_path):
     """The study stopped after a trial's trial.json was written, before optuna was told."""
     found = search(tmp_path, trials=3)
     task = found.ask()
-    from hparams_lab.runner import SilentReporter, run_task
-    from hparams_lab.scheduler import placed
+    from hparams_lab.execution.events import SilentReporter
+    from hparams_lab.execution.attempt import run_task
+    from hparams_lab.execution.loop import placed
 
     run_task(task.trial, fake_train([]), placed(task, tmp_path).run_dir, SilentReporter())
     calls: list = []
@@ -366,8 +367,8 @@ def test_a_tiny_real_study_resumes_without_retraining(tmp_path):
 @pytest.mark.slow
 def test_a_real_trial_is_pruned_in_a_worker_process(tmp_path):
     """Five finished trials that were perfect at every epoch: a real one falls behind at once."""
-    from hparams_lab.executor import ProcessBackend, WorkerJob
-    from hparams_lab.training import TrainSettings
+    from hparams_lab.execution.local import ProcessBackend, WorkerJob
+    from hparams_lab.training.fit import TrainSettings
 
     found = search(tmp_path, space=Space([HParam("units", Discrete([8, 16]))]), trials=1, pruner="median")
     distributions = {"units": distribution(Discrete([8, 16]))}

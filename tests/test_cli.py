@@ -4,7 +4,7 @@ The table of bad inputs the issue lists is tests/test_bad_inputs.py; these are t
 
 import pytest
 
-from hparams_lab.cli import main
+from hparams_lab.cli.app import main
 
 
 def invoke(runner, tmp_path, *args):

@@ -15,13 +15,14 @@ import distributed
 import pytest
 
 from hparams_lab import Discrete, HParam, Space, run_study
-from hparams_lab import dask_backend as db
-from hparams_lab import executor
-from hparams_lab.cli import main
-from hparams_lab.errors import UserError
-from hparams_lab.scheduler import INTERRUPTED, WORKER_DIED, Task, WorkerDied
-from hparams_lab.training import TrainSettings
-from hparams_lab.trial import Trial, TrialStatus
+from hparams_lab.execution import dask_cluster as db
+from hparams_lab.execution import local as executor
+from hparams_lab.cli.app import main
+from hparams_lab.core.errors import UserError
+from hparams_lab.execution.loop import INTERRUPTED, WORKER_DIED, WorkerDied
+from hparams_lab.search.base import Task
+from hparams_lab.training.fit import TrainSettings
+from hparams_lab.core.trial import Trial, TrialStatus
 from tests.test_workers import KILLER  # a model that SIGKILLs its process for units=13
 
 

@@ -1,4 +1,4 @@
-"""hparams_lab.data: names, digits, the split, the cache, .npz files, mnist offline/mocked."""
+"""hparams_lab.training.data: names, digits, the split, the cache, .npz files, mnist offline/mocked."""
 
 import os
 import pathlib
@@ -10,9 +10,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from hparams_lab import data
-from hparams_lab.data import DATASETS, check_dataset, load_dataset
-from hparams_lab.errors import UserError
+from hparams_lab.training import data
+from hparams_lab.training.data import DATASETS, check_dataset, load_dataset
+from hparams_lab.core.errors import UserError
 
 
 def write_npz(path, **arrays):
@@ -413,9 +413,9 @@ def test_names_digits_and_npz_never_import_tensorflow(tmp_path):
     path = write_npz(tmp_path / "d.npz", x_train=x, y_train=y)
     code = textwrap.dedent(f"""
         import sys
-        import hparams_lab.data, hparams_lab.models
-        from hparams_lab.data import check_dataset, load_dataset
-        from hparams_lab.models import check_hparams, check_optimizer, resolve_model
+        import hparams_lab.training.data, hparams_lab.training.models
+        from hparams_lab.training.data import check_dataset, load_dataset
+        from hparams_lab.training.models import check_hparams, check_optimizer, resolve_model
         check_hparams(resolve_model('mlp'), ['units', 'learning_rate'])
         resolve_model('cnn')
         check_optimizer('sgd')

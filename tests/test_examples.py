@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hparams_lab.cli import main
-from hparams_lab.hyperband import brackets, capped
+from hparams_lab.cli.app import main
+from hparams_lab.search.hyperband import brackets, capped
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for ext in ("toml", "json") for p in (ROOT / "examples").glob(f"*.{ext}"))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hparams_lab.strategies import make_trials
-from hparams_lab.study import DEFAULT_SPACE
+from hparams_lab.search.registry import make_trials
+from hparams_lab.study.run import DEFAULT_SPACE
 from tests.tbserver import TensorBoardServer, session_statuses
 
 ROOT = Path(__file__).resolve().parents[1]

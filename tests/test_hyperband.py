@@ -12,11 +12,11 @@ from types import SimpleNamespace
 import pytest
 
 from hparams_lab import Discrete, HParam, RealInterval, Space, run_study
-from hparams_lab.executor import InlineBackend
-from hparams_lab.hyperband import Bracket, HyperbandSearch, brackets, capped
-from hparams_lab.runner import run_task
-from hparams_lab.scheduler import drive, placed
-from hparams_lab.trial import TrialStatus
+from hparams_lab.execution.local import InlineBackend
+from hparams_lab.search.hyperband import Bracket, HyperbandSearch, brackets, capped
+from hparams_lab.execution.attempt import run_task
+from hparams_lab.execution.loop import drive, placed
+from hparams_lab.core.trial import TrialStatus
 
 SPACE = Space([HParam("quality", RealInterval(0.1, 0.9)), HParam("units", Discrete([8, 16]))])
 METRIC = "best_val_accuracy"
@@ -228,7 +228,7 @@ def _scalars(url: str, run: str, tag: str) -> list:
 
 
 def _silent():
-    from hparams_lab.runner import SilentReporter
+    from hparams_lab.execution.events import SilentReporter
 
     return SilentReporter()
 
@@ -239,7 +239,7 @@ def test_budget_math_is_finite():
 
 
 def test_bad_counts_from_the_api_are_user_errors(tmp_path):
-    from hparams_lab.errors import UserError
+    from hparams_lab.core.errors import UserError
 
     with pytest.raises(UserError, match="--trials must be at least 1, got 0"):
         run_study(strategy="hyperband", trials=0, logdir=tmp_path)

@@ -21,7 +21,7 @@ def loaded_heavy_modules(code: str, heavy: tuple[str, ...] = HEAVY) -> list[str]
 def test_help_does_not_import_tensorflow():
     code = (
         "import sys\nsys.argv = ['run.py', '--help']\n"
-        "from hparams_lab.cli import main\n"
+        "from hparams_lab.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass"
     )
     assert loaded_heavy_modules(code) == []
@@ -29,11 +29,11 @@ def test_help_does_not_import_tensorflow():
 
 def test_building_trials_and_writing_logs_do_not_import_tensorflow(tmp_path):
     code = f"""
-from hparams_lab.study import DEFAULT_SPACE
-from hparams_lab.strategies import make_trials
-from hparams_lab.executor import run_trials
-from hparams_lab.data import check_dataset
-from hparams_lab.models import resolve_model, check_hparams
+from hparams_lab.study.run import DEFAULT_SPACE
+from hparams_lab.search.registry import make_trials
+from hparams_lab.execution.local import run_trials
+from hparams_lab.training.data import check_dataset
+from hparams_lab.training.models import resolve_model, check_hparams
 from types import SimpleNamespace
 trials = make_trials("grid", DEFAULT_SPACE, seed=0, trials=None)
 check_dataset("digits")
@@ -54,11 +54,11 @@ def test_optuna_loads_only_when_a_bayes_study_runs():
     """optuna is an optional extra: the package, --help and planning other strategies never import it."""
     code = (
         "import sys\nsys.argv = ['run.py', '--help']\n"
-        "import hparams_lab, hparams_lab.study, hparams_lab.bayes, hparams_lab.plan\n"
-        "from hparams_lab.plan import plan_study\n"
-        "from hparams_lab.study import DEFAULT_SPACE\n"
+        "import hparams_lab, hparams_lab.study.run, hparams_lab.search.bayes, hparams_lab.search.registry\n"
+        "from hparams_lab.search.registry import plan_study\n"
+        "from hparams_lab.study.run import DEFAULT_SPACE\n"
         "plan_study('hyperband', None, DEFAULT_SPACE, seed=0, trials=None, metric='best_val_accuracy', logdir='logs')\n"
-        "from hparams_lab.cli import main\n"
+        "from hparams_lab.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass"
     )
     assert loaded_heavy_modules(code, ("optuna",)) == []

@@ -1,4 +1,4 @@
-"""hparams_lab.models: resolving models, checking hparams, building models and optimizers."""
+"""hparams_lab.training.models: resolving models, checking hparams, building models and optimizers."""
 
 import importlib
 import os
@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from hparams_lab.errors import UserError
-from hparams_lab.models import (
+from hparams_lab.core.errors import UserError
+from hparams_lab.training.models import (
     OPTIMIZERS,
     TRAINING_HPARAMS,
     build_model,
@@ -343,7 +343,7 @@ def test_user_model_must_return_a_keras_model(user_module):
 
 @pytest.mark.slow
 def test_built_mlp_trains_on_cached_read_only_digits():
-    from hparams_lab.data import load_dataset
+    from hparams_lab.training.data import load_dataset
 
     ds = load_dataset("digits")
     model = build_model(resolve_model("mlp"), {"units": 16}, ds.input_shape, ds.n_classes)

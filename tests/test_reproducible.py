@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from hparams_lab.cli import main
-from hparams_lab import training
-from hparams_lab.data import load_dataset
-from hparams_lab.models import resolve_model
-from hparams_lab.training import TrainSettings, train_trial
-from hparams_lab.trial import Trial
+from hparams_lab.cli.app import main
+from hparams_lab.training import fit as training
+from hparams_lab.training.data import load_dataset
+from hparams_lab.training.models import resolve_model
+from hparams_lab.training.fit import TrainSettings, train_trial
+from hparams_lab.core.trial import Trial
 
 ROOT = Path(__file__).resolve().parents[1]
 # Dropout and shuffling both draw random numbers: both must follow the seed.

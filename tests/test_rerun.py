@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from hparams_lab.cli import main
-from hparams_lab.experiment import ExperimentRecord
-from hparams_lab.jsonfile import write_json_atomic
-from hparams_lab.rerun import RerunOutcome, RerunPlan, summary_lines
-from hparams_lab.space import Discrete, HParam, Space
-from hparams_lab.study import run_study
-from hparams_lab.trial import Trial, TrialResult, TrialStatus
+from hparams_lab.cli.app import main
+from hparams_lab.store.experiment import ExperimentRecord
+from hparams_lab.store.jsonfile import write_json_atomic
+from hparams_lab.study.rerun import RerunOutcome, RerunPlan, summary_lines
+from hparams_lab.core.space import Discrete, HParam, Space
+from hparams_lab.study.run import run_study
+from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 HPARAMS = {"units": 32, "learning_rate": 0.005}

@@ -8,8 +8,8 @@ import statistics
 import pytest
 
 from hparams_lab import Discrete, HParam, Space, run_study
-from hparams_lab.errors import UserError
-from hparams_lab.runner import SilentReporter
+from hparams_lab.core.errors import UserError
+from hparams_lab.execution.events import SilentReporter
 
 pytestmark = pytest.mark.slow
 

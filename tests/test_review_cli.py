@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import review_samples as samples
-from hparams_lab.cli_review import review
+from hparams_lab.cli.review import review
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -162,7 +162,7 @@ def test_missing_path_and_logs_without_hparams_exit_2(tmp_path):
 
 
 def test_review_never_imports_tensorflow(study):
-    code = ("import sys; from hparams_lab.cli_review import review; "
+    code = ("import sys; from hparams_lab.cli.review import review; "
             f"review([{str(study)!r}, '--format', 'json'], standalone_mode=False); "
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

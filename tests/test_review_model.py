@@ -8,8 +8,8 @@ from tensorboard.plugins.hparams import metadata
 
 import review_samples as samples
 import runner_style_logs as logs
-from hparams_lab import review, tfrecord
-from hparams_lab.errors import UserError
+from hparams_lab.review import reader as review, tfrecord
+from hparams_lab.core.errors import UserError
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):

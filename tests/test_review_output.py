@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 import review_samples as samples
-from hparams_lab import review_output, review_summary
-from hparams_lab.cli_review import review
-from hparams_lab.review_output import Table
+from hparams_lab.review import output as review_output, summary as review_summary
+from hparams_lab.cli.review import review
+from hparams_lab.review.output import Table
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202e]")
 

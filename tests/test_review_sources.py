@@ -9,8 +9,8 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from hparams_lab import review
-from hparams_lab.cli_review import review as review_command
+from hparams_lab.review import reader as review
+from hparams_lab.cli.review import review as review_command
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

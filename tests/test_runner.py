@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from hparams_lab.executor import run_trials
-from hparams_lab.runner import ranked
-from hparams_lab.trial import Trial, TrialStatus
+from hparams_lab.execution.local import run_trials
+from hparams_lab.core.metrics import ranked
+from hparams_lab.core.trial import Trial, TrialStatus
 
 
 def fake_train(accuracies, *, fail_on=None, nan_at=None):

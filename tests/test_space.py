@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from hparams_lab.errors import UserError
-from hparams_lab.space import Discrete, HParam, IntInterval, RealInterval, Space, SpaceError
+from hparams_lab.core.errors import UserError
+from hparams_lab.core.space import Discrete, HParam, IntInterval, RealInterval, Space, SpaceError
 
 
 def test_discrete_sorts_and_dedups():

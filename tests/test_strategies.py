@@ -2,9 +2,11 @@ import math
 
 import pytest
 
-from hparams_lab.errors import UserError
-from hparams_lab.space import Discrete, HParam, IntInterval, RealInterval, Space
-from hparams_lab.strategies import grid, make_trials, random_search
+from hparams_lab.core.errors import UserError
+from hparams_lab.core.space import Discrete, HParam, IntInterval, RealInterval, Space
+from hparams_lab.search.grid import grid
+from hparams_lab.search.registry import make_trials
+from hparams_lab.search.random import random_search
 
 SPACE = Space(
     (

@@ -9,15 +9,16 @@ import re
 
 import pytest
 
-from hparams_lab.cli import main
-from hparams_lab.errors import UserError
-from hparams_lab.experiment import ExperimentRecord
-from hparams_lab.jsonfile import write_json_atomic
-from hparams_lab.one_at_a_time import default_base, effects, format_effects, one_at_a_time, parse_base, resolve_base
-from hparams_lab.refine import best_trials, neighbourhood, refine
-from hparams_lab.space import Discrete, HParam, IntInterval, RealInterval, Space
-from hparams_lab.strategies import make_trials
-from hparams_lab.trial import Trial, TrialResult, TrialStatus
+from hparams_lab.cli.app import main
+from hparams_lab.core.errors import UserError
+from hparams_lab.store.experiment import ExperimentRecord
+from hparams_lab.store.jsonfile import write_json_atomic
+from hparams_lab.search.one_at_a_time import default_base, effects, one_at_a_time, parse_base, resolve_base
+from hparams_lab.cli.console import format_effects
+from hparams_lab.search.refine import best_trials, neighbourhood, refine
+from hparams_lab.core.space import Discrete, HParam, IntInterval, RealInterval, Space
+from hparams_lab.search.registry import make_trials
+from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 
 ACC = "best_val_accuracy"
 SPACE = Space((

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hparams_lab import Discrete, HParam, Space, run_study
-from hparams_lab.metrics import declared_metrics
+from hparams_lab.core.metrics import declared_metrics
 from tests.tbserver import (
     TensorBoardServer,
     group_hparams,

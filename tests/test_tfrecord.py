@@ -7,7 +7,7 @@ import pytest
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tensorboard_masked_crc32c
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-from hparams_lab import tfrecord
+from hparams_lab.review import tfrecord
 
 
 def write_records(path, records):

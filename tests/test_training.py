@@ -43,10 +43,10 @@ def test_a_continued_segment_resumes_weights_and_optimizer_state(tmp_path):
 
     import numpy as np
 
-    from hparams_lab.data import load_dataset
-    from hparams_lab.models import resolve_model
-    from hparams_lab.training import TrainSettings, train_trial
-    from hparams_lab.trial import Trial
+    from hparams_lab.training.data import load_dataset
+    from hparams_lab.training.models import resolve_model
+    from hparams_lab.training.fit import TrainSettings, train_trial
+    from hparams_lab.core.trial import Trial
 
     data = load_dataset("digits", seed=0)
     trial = Trial({"units": 32, "optimizer": "adam", "learning_rate": 0.003}, seed=0)

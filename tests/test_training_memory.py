@@ -2,10 +2,10 @@
 
 import pytest
 
-from hparams_lab.data import load_dataset
-from hparams_lab.models import resolve_model
-from hparams_lab.training import TrainSettings, import_keras, train_trial
-from hparams_lab.trial import Trial
+from hparams_lab.training.data import load_dataset
+from hparams_lab.training.models import resolve_model
+from hparams_lab.training.fit import TrainSettings, import_keras, train_trial
+from hparams_lab.core.trial import Trial
 
 
 def custom_gradients() -> set[str]:

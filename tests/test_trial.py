@@ -1,4 +1,4 @@
-from hparams_lab.trial import Trial, TrialResult, TrialStatus
+from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 
 
 def test_id_invariant_under_permutation():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hparams_lab import Discrete, HParam, Space, run_study
-from hparams_lab.errors import UserError
+from hparams_lab.core.errors import UserError
 
 pytestmark = pytest.mark.slow
 

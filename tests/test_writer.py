@@ -2,10 +2,10 @@
 
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-from hparams_lab.metrics import Metric
-from hparams_lab.space import Discrete, HParam, IntInterval, RealInterval, Space
-from hparams_lab.trial import Trial, TrialStatus
-from hparams_lab.writer import (
+from hparams_lab.core.metrics import Metric
+from hparams_lab.core.space import Discrete, HParam, IntInterval, RealInterval, Space
+from hparams_lab.core.trial import Trial, TrialStatus
+from hparams_lab.tb.summaries import (
     CONFIG_SUFFIX,
     hparam_info,
     merge_hparam_infos,
@@ -14,8 +14,8 @@ from hparams_lab.writer import (
     session_group,
     session_start_summary,
     union_config,
-    write_root_config,
 )
+from hparams_lab.tb.writer import write_root_config
 
 
 def plugin_data(summary):

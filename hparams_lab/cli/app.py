@@ -1,0 +1,165 @@
+"""Command line: ``python run.py [study options]``, ``review``, ``tensorboard``.
+
+Only click and stdlib-light modules load here; a study imports its machinery (and
+TensorFlow) inside the command, so ``--help`` and ``review`` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+import click
+
+from hparams_lab.cli.review import review
+from hparams_lab.core.errors import UserError
+from hparams_lab.core.metrics import DEFAULT_METRIC, run_metric
+from hparams_lab.search.registry import NAMES as STRATEGIES
+
+DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE = 20, 64
+
+
+def fail(message: str) -> None:
+    """A user's mistake: one line on stderr, exit code 2."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="random", show_default=True,
+              help="How trials are chosen from the space.")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Random, bayes: how many trials [default: 10]. Hyperband: how many configurations "
+                   "[default: what its brackets hold]. Other strategies: run only the first N.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds sampling, splits and training.")
+@click.option("--space", "space_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Search space file (.toml or .json) [default: the built-in digits MLP space; "
+                   "refine: the earlier experiment's].")
+@click.option("--dataset", default="digits", show_default=True,
+              help="digits, mnist, fashion_mnist, or a path to an .npz with x_train/y_train.")
+@click.option("--model", default="mlp", show_default=True,
+              help="mlp, cnn, or package.module:function(hparams, input_shape, n_classes).")
+@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_EPOCHS, show_default=True,
+              help="Epochs per trial (an 'epochs' hparam overrides it).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
+              help="Batch size (a 'batch_size' hparam overrides it).")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=None,
+              help="Cap every trial's epochs, an 'epochs' hparam too (quick smoke runs). "
+                   "Hyperband: the most epochs a configuration trains [default: --epochs].")
+@click.option("--patience", type=click.IntRange(min=0), default=None,
+              help="Stop a trial after N epochs without improving the ranked metric.")
+@click.option("--logdir", default="logs", show_default=True, type=click.Path(file_okay=True),
+              help="Root of all experiments; point TensorBoard here.")
+@click.option("--experiment", default=None, help="Experiment directory name [default: a timestamp].")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train each trial R times (seeds seed..seed+R-1); rank by the mean.")
+@click.option("--cv", type=click.IntRange(min=2), default=None,
+              help="Stratified K-fold cross-validation per trial; rank by the mean over folds.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trials at once, each in its own process with its share of the CPU threads.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run the trials on the dask cluster whose scheduler is at ADDRESS (tcp://HOST:8786); "
+                   "--logdir must be a path every worker reaches. Needs pip install -e '.[dask]'.")
+@click.option("--overwrite", is_flag=True, help="Start an existing --experiment over (its runs are deleted).")
+@click.option("--from", "refine_from", default=None, metavar="EXPERIMENT",
+              help="refine: the earlier experiment (a name under --logdir, or a path).")
+@click.option("--top-k", type=click.IntRange(min=1), default=None,
+              help="refine: how many of the earlier best trials to refine around [default: 3].")
+@click.option("--points", type=click.IntRange(min=1), default=None,
+              help="refine: values per numeric hparam around each winner [default: 3]; "
+                   "one-at-a-time: values per interval hparam [default: 5].")
+@click.option("--base", "base_hparams", default=None,
+              help="one-at-a-time: the base, e.g. 'units=64,optimizer=adam', or a .json/.toml file "
+                   "[default: each domain's middle].")
+@click.option("--factor", type=click.IntRange(min=2), default=None,
+              help="hyperband, successive-halving: keep the best 1/factor at each rung, train them "
+                   "factor times longer [default: 3].")
+@click.option("--pruner", type=click.Choice(["median"]), default=None,
+              help="bayes: stop trials whose per-epoch validation value falls behind the median of "
+                   "finished trials (optuna's MedianPruner) [default: none].")
+@click.option("--metric", default=None,
+              help=f"Metric that ranks trials [default: {DEFAULT_METRIC}; mean_{DEFAULT_METRIC} with "
+                   f"--repeats, cv_mean_{DEFAULT_METRIC} with --cv].")
+@click.pass_context
+def main(ctx: click.Context, space_file: str | None, **options: object) -> None:
+    """Run a hyperparameter study of a Keras model, logged for TensorBoard's HParams dashboard.
+
+    With no command, runs a study (by default: random search over a small MLP on
+    scikit-learn's bundled digits, offline). Then open TensorBoard on the logdir, or
+    rank the trials with `review`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from hparams_lab.cli.console import ConsoleReporter, leaderboard
+    from hparams_lab.study.run import run_study
+
+    reporter = ConsoleReporter(
+        sys.stdout,
+        metric=run_metric(str(options["metric"] or DEFAULT_METRIC)),
+        epochs=int(options["epochs"]),
+        live=sys.stdout.isatty(),
+    )
+    try:
+        study = run_study(space_file, reporter=reporter, command=shlex.join(sys.argv), **options)
+    except UserError as err:
+        fail(str(err))
+    ranked = study.ranked()
+    n_ok = sum(r.status.value == "SUCCESS" for r in ranked)
+    n_pruned = sum(r.status.value == "PRUNED" for r in ranked)
+    pruned = f", {n_pruned} pruned" if n_pruned else ""
+    click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {study.metric}:")
+    click.echo(leaderboard(ranked, study.metric))
+    if options["strategy"] == "one-at-a-time":
+        _print_effects(study)
+    logdir = study.experiment_dir.parent
+    click.echo(f"\nLogs: {study.experiment_dir}")
+    click.echo(f"TensorBoard: tensorboard --logdir {shlex.quote(str(logdir))}   (or: python run.py tensorboard)")
+
+
+def _print_effects(study) -> None:
+    from hparams_lab.cli.console import format_effects
+    from hparams_lab.search.one_at_a_time import effects
+    from hparams_lab.store.experiment import ExperimentRecord
+
+    base = ExperimentRecord.read(study.experiment_dir).settings["base"]
+    click.echo("\n" + format_effects(effects(study.results, base, study.metric), base, study.metric))
+
+
+main.add_command(review)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("logdir", default="logs", type=click.Path(file_okay=False))
+@click.argument("tensorboard_args", nargs=-1, type=click.UNPROCESSED)
+def tensorboard(logdir: str, tensorboard_args: tuple[str, ...]) -> None:
+    """Start TensorBoard on LOGDIR (default: logs); extra arguments go to TensorBoard."""
+    if not os.path.isdir(logdir):
+        fail(f"logdir {logdir!r} does not exist; run a study first")
+    argv = [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, *tensorboard_args]
+    os.execv(sys.executable, argv)
+
+
+@main.command()
+@click.argument("trial_dir", type=click.Path())
+def rerun(trial_dir: str) -> None:
+    """Train TRIAL_DIR (LOGDIR/EXPERIMENT/TRIAL) again and compare its ranked metric.
+
+    The trial's recorded hparams, seed, data set and model are trained into a new run
+    directory <trial-id>.rerun-N in the same experiment; prints the recorded and the
+    new value and whether they match.
+    """
+    from hparams_lab.cli.console import ConsoleReporter
+    from hparams_lab.study.rerun import plan_rerun, run_rerun, summary_lines
+
+    try:
+        plan = plan_rerun(trial_dir)
+        reporter = ConsoleReporter(
+            sys.stdout, metric=plan.record.metric, epochs=int(plan.record.settings["epochs"]),
+            live=sys.stdout.isatty(),
+        )
+        outcome = run_rerun(plan, reporter)
+    except UserError as err:
+        fail(str(err))
+    for line in summary_lines(outcome):
+        click.echo(line)

@@ -1,0 +1,145 @@
+"""What a study prints: live progress on a terminal, plain lines when piped, a leaderboard."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from typing import Any, Mapping, Sequence, TextIO
+
+from hparams_lab.core.groups import by_group
+from hparams_lab.core.metrics import monitored, std_of
+from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
+from hparams_lab.search.one_at_a_time import Effect
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def format_hparams(hparams: Mapping[str, Any]) -> str:
+    return " ".join(f"{name}={format_value(value)}" for name, value in hparams.items())
+
+
+class ConsoleReporter:
+    """One line per finished trial; on a terminal, also a live line per epoch."""
+
+    def __init__(self, stream: TextIO, *, metric: str, epochs: int, live: bool) -> None:
+        self.stream = stream
+        self.metric = metric
+        self.epochs = epochs
+        self.live = live
+        self._started = 0.0
+        self._position, self._total = 0, 0
+
+    def note(self, message: str) -> None:
+        print(message, file=self.stream, flush=True)
+
+    def trial_started(self, trial: Trial, position: int, total: int) -> None:
+        self._started, self._position, self._total = time.monotonic(), position, total
+        if self.live:
+            self._status(f"{self._prefix(trial)} {format_hparams(trial.hparams)} starting")
+
+    def epoch_ended(self, trial: Trial, epoch: int, logs: Mapping[str, float]) -> None:
+        if not self.live:
+            return
+        epochs = trial.hparams.get("epochs", self.epochs)
+        watched = monitored(self.metric)
+        value = logs.get(watched)
+        shown = f" {watched}={format_value(float(value))}" if value is not None else ""
+        elapsed = time.monotonic() - self._started
+        self._status(f"{self._prefix(trial)} epoch {epoch + 1}/{epochs}{shown} {elapsed:.1f}s")
+
+    def trial_finished(self, result: TrialResult, position: int, total: int) -> None:
+        self._position, self._total = position, total  # parallel runs report only here
+        value = result.metrics.get(self.metric)
+        if result.status is TrialStatus.FAILURE or value is None:
+            outcome = f"FAILED: {result.error}"
+        else:
+            # RUNNING: a hyperband configuration between rungs, waiting to be sent on or stopped.
+            outcome = f"{self.metric}={format_value(value)}" + (
+                " so far" if result.status is TrialStatus.RUNNING else
+                " pruned" if result.status is TrialStatus.PRUNED else "")
+        line = (
+            f"{self._prefix(result.trial)} {outcome} "
+            f"({result.epochs} epochs, {result.wall_time_s:.1f}s)  {format_hparams(result.trial.hparams)}"
+        )
+        if self.live:
+            self._status("")
+        print(line, file=self.stream, flush=True)
+
+    def _prefix(self, trial: Trial) -> str:
+        width = len(str(self._total))
+        member = f" fold {trial.fold}" if trial.fold is not None else f" repeat {trial.repeat}" if trial.repeat else ""
+        return f"[{self._position:>{width}}/{self._total}] {trial.id}{member}"
+
+    def _status(self, text: str) -> None:
+        columns = shutil.get_terminal_size((100, 20)).columns
+        self.stream.write("\r" + text[: columns - 1].ljust(columns - 1) + ("\r" if not text else ""))
+        self.stream.flush()
+
+
+def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10) -> str:
+    """An aligned table of the best trials (failures last, never ranked best).
+
+    Repeats and CV folds collapse into one row per hparams set, showing mean ± std.
+    """
+    if not results:
+        return "(no trials)"
+    rows = _group_rows(results) if any(r.trial.fold is not None or r.trial.repeat for r in results) else [
+        (r, r.trial.id, r.status, r.epochs, r.wall_time_s) for r in results
+    ]
+    names = list(dict.fromkeys(name for r in results for name in r.trial.hparams))
+    std = std_of(metric)
+    header = ["rank", "trial", "status", metric + (" ± std" if std else ""), "epochs", "time"] + names
+    table = [header]
+    for rank, (result, label, status, epochs, seconds) in enumerate(rows[:top], start=1):
+        value = result.metrics.get(metric)
+        shown = "" if value is None else format_value(value)
+        if std and value is not None:
+            shown += f" ± {format_value(result.metrics.get(std, float('nan')))}"
+        table.append(
+            [str(rank) if status is TrialStatus.SUCCESS else "-", label, status.value, shown, str(epochs),
+             f"{seconds:.1f}s"]
+            + [format_value(result.trial.hparams.get(name, "")) for name in names]
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    if len(rows) > top:
+        lines.append(f"... and {len(rows) - top} more")
+    return "\n".join(lines)
+
+
+def _group_rows(results: Sequence[TrialResult]) -> list[tuple]:
+    """One row per session group, in the given (ranked) order: (first member, label, status, epochs, time)."""
+    rows = []
+    for members in by_group(results).values():
+        ok = all(r.status is TrialStatus.SUCCESS for r in members)
+        rows.append((
+            members[0],
+            f"{members[0].trial.id} (+{len(members) - 1})",
+            TrialStatus.SUCCESS if ok else TrialStatus.FAILURE,
+            sum(r.epochs for r in members),
+            sum(r.wall_time_s for r in members),
+        ))
+    return sorted(rows, key=lambda row: row[2] is not TrialStatus.SUCCESS)
+
+
+def format_effects(found: Sequence[Effect], base: Mapping[str, Any], metric: str) -> str:
+    """Lines like ``learning_rate  effect 0.41  0.0001: 0.52  0.001*: 0.93`` (* = the base value)."""
+    if not found:
+        return f"No hparam was varied with a {metric} to compare."
+    width = max(len(e.name) for e in found)
+    lines = [f"Effect of each hparam on {metric} (max - min over its values; * = base value):"]
+    for e in found:
+        spread = "-" if e.spread is None else format_value(e.spread)
+        cells = [
+            f"{format_value(v)}{'*' if v == base[e.name] else ''}: {'failed' if m is None else format_value(m)}"
+            for v, m in e.values
+        ]
+        lines.append(f"  {e.name.ljust(width)}  effect {spread:<8}  " + "  ".join(cells))
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""`review`: rank, filter, export and report archived TensorBoard HParams logs.
+
+Only click is imported at module level, so that the main CLI's --help stays
+quick; the readers are imported when the command runs. Never imports TensorFlow.
+"""
+
+import click
+
+FORMATS = ("table", "csv", "json", "markdown")
+STATUS_CHOICES = ("success", "failure", "running", "unknown", "pruned")  # pruned: bayes --pruner
+
+
+@click.command("review")
+@click.argument("logdirs", nargs=-1, required=True, metavar="LOGDIR [LOGDIR_B]",
+                type=click.Path(exists=True, file_okay=False))
+@click.option("--sort", "sort_by", metavar="METRIC",
+              help="Rank by this metric (key such as validation/epoch_accuracy, or a unique tag). "
+                   "Default: the experiment's declared ranking metric, else the first metric.")
+@click.option("--top", type=click.IntRange(min=1), metavar="K", help="Show only the best K runs.")
+@click.option("--where", multiple=True, metavar="EXPR",
+              help="Keep runs where an hparam or metric compares true, e.g. 'optimizer=adam', "
+                   "'num_units>=32'. Repeat to require several.")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUS_CHOICES, case_sensitive=False),
+              help="Keep runs with this status (repeatable).")
+@click.option("--maximize", multiple=True, metavar="TAG", help="Higher is better for this metric.")
+@click.option("--minimize", multiple=True, metavar="TAG",
+              help="Lower is better for this metric. Default: lower for tags naming a loss or error.")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), metavar="FILE", help="Write there instead of stdout.")
+@click.option("--summary/--no-summary", default=True, show_default=True,
+              help="After a table or markdown leaderboard: the ranking metric per hparam value, and importance.")
+@click.option("--report", type=click.Path(dir_okay=False), metavar="FILE.html",
+              help="Also write a self-contained HTML report (needs the 'report' extra: plotly).")
+def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, output, summary, report):
+    """Leaderboard of the TensorBoard HParams runs under LOGDIR, or LOGDIR vs LOGDIR_B side by side.
+
+    Reads any HParams logs (tf.summary, Keras, tensorboardX, PyTorch) without TensorFlow.
+    """
+    from hparams_lab.core.errors import UserError
+
+    if len(logdirs) > 2:
+        raise click.UsageError("review takes one LOGDIR, or two to compare side by side")
+    if report:
+        _check_plotly()
+    try:
+        text = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
+                    width=None if output else _terminal_width())
+    except UserError as error:
+        raise click.UsageError(str(error)) from None
+    if output:
+        with open(output, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+        click.echo(f"review: wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report, width):
+    from functools import partial
+
+    from hparams_lab.review import query, reader
+
+    maximizes = partial(reader.maximizes, maximize=maximize, minimize=minimize)
+    sides = []
+    for logdir in logdirs:
+        logs = reader.load(logdir)
+        for warning in logs.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        sides.append((logdir, logs))
+    ranking = _common_ranking([logs for _, logs in sides], sort_by, maximize, minimize)
+    # Filters pick the runs; --top only cuts what is listed, so summaries and charts see them all.
+    selected = [(name, logs, query.select(logs, where, statuses, ranking)) for name, logs in sides]
+    if len(selected) == 2:
+        return _compare(selected, ranking, maximizes, output_format, width)
+    _, logs, rows = selected[0]
+    if report:
+        from hparams_lab.review.report import write_report
+
+        write_report(report, rows, rows[:top], logs, ranking, maximizes)
+        click.echo(f"review: wrote {report}", err=True)
+    return _leaderboard(rows, rows[:top], logs, ranking, maximizes, output_format, summary, width)
+
+
+def _leaderboard(rows, shown, logs, ranking, maximizes, output_format, summary, width):
+    from hparams_lab.review import output, views
+
+    if output_format == "json":
+        return output.to_json(views.leaderboard_json(shown, logs, maximizes))
+    table = views.leaderboard_table(shown, logs, ranking, maximizes, complete=output_format == "csv")
+    text = output.render(table, output_format, width)
+    if summary and ranking and output_format in ("table", "markdown"):
+        from hparams_lab.review.summary import summarize
+
+        summaries = summarize(rows, logs.hparam_names, ranking)
+        text += "\n" + output.render(views.summary_table(summaries, ranking), output_format, width)
+    return text
+
+
+def _compare(selected, ranking, maximizes, output_format, width):
+    from hparams_lab.review import output, views
+
+    if ranking is None:
+        raise click.UsageError("review A B: the runs log no metric to compare by")
+    if output_format == "json":
+        return output.to_json(views.compare_json(selected, ranking, maximizes))
+    return output.render(views.compare_table(selected, ranking), output_format, width)
+
+
+def _common_ranking(all_logs, sort_by, maximize, minimize):
+    """The ranking metric; with two experiments, one that both logged."""
+    from hparams_lab.core.errors import UserError
+    from hparams_lab.review.query import ranking
+
+    rankings = [ranking(logs, sort_by, maximize, minimize) for logs in all_logs]
+    for candidate in rankings:
+        if candidate and all(candidate.key in logs.metric_keys for logs in all_logs):
+            return candidate
+    if len(all_logs) == 1:
+        return rankings[0]
+    shared = [key for key in all_logs[0].metric_keys if all(key in logs.metric_keys for logs in all_logs)]
+    if not shared:
+        raise UserError("review A B: the two experiments share no metric; name one with --sort")
+    return ranking(all_logs[0], shared[0], maximize, minimize)
+
+
+def _check_plotly():
+    import importlib.util
+
+    if importlib.util.find_spec("plotly") is None:
+        raise click.UsageError("--report needs plotly: pip install -e '.[report]'")
+
+
+def _terminal_width():
+    import shutil
+    import sys
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+if __name__ == "__main__":  # `python -m hparams_lab.cli.review`, until run.py registers the command
+    review()

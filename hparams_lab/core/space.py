@@ -1,0 +1,412 @@
+"""Search spaces: named hyperparameters over Discrete, IntInterval and RealInterval domains.
+
+Stdlib only, so building and validating a space never imports TensorFlow. Spaces
+come from code (``Space([HParam(...), ...])``) or from a TOML/JSON file
+(``Space.load(path)``); both are validated the same way, and every error names the
+hyperparameter, shows the bad value and says what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from random import Random
+from typing import Any, Iterator, Union
+
+from hparams_lab.core.errors import UserError
+
+_MAX_SIG_DIGITS = 4  # sampled reals are rounded so tables and ids stay readable
+
+
+class SpaceError(UserError):
+    """A search space that cannot be used as written."""
+
+
+def _is_number(value: object) -> bool:
+    # bool is an int subclass in Python, but True is not a learning rate.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _value_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, str):
+        return "str"
+    if _is_number(value):
+        return "number"
+    return type(value).__name__
+
+
+@dataclass(frozen=True)
+class Discrete:
+    """A finite set of values, all bool, all str or all numbers; kept sorted."""
+
+    values: tuple
+
+    def __post_init__(self) -> None:
+        values = tuple(self.values) if isinstance(self.values, (list, tuple)) else None
+        if values is None:
+            raise SpaceError(f"Discrete needs a list of values, got {self.values!r}")
+        if not values:
+            raise SpaceError("Discrete needs at least one value, got []")
+        kinds = {_value_type(v) for v in values}
+        if len(kinds) > 1 or not kinds <= {"bool", "str", "number"}:
+            raise SpaceError(
+                f"Discrete values must be all numbers, all strings or all bools, got {list(values)!r}"
+            )
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise SpaceError(f"Discrete values must be finite, got {list(values)!r}")
+        object.__setattr__(self, "values", tuple(sorted(set(values))))
+
+    @property
+    def dtype(self) -> str:
+        first = self.values[0]
+        if isinstance(first, bool):
+            return "bool"
+        if isinstance(first, str):
+            return "str"
+        return "int" if all(isinstance(v, int) for v in self.values) else "float"
+
+    def grid_values(self) -> tuple:
+        return self.values
+
+    def sample(self, rng: Random) -> Any:
+        return self.values[rng.randrange(len(self.values))]
+
+    def all_values(self) -> tuple:
+        return self.values
+
+    def size(self) -> int:
+        return len(self.values)
+
+    def to_dict(self) -> dict:
+        return {"values": list(self.values)}
+
+
+@dataclass(frozen=True)
+class _Interval:
+    """Shared checks and grid logic of IntInterval and RealInterval.
+
+    ``log`` samples log-uniformly (min must be > 0). ``step`` snaps values to
+    min + k*step, or with ``log`` to min * step**k (then step must be > 1).
+    ``points`` is how many values a grid takes, evenly spaced (log-spaced with log).
+    """
+
+    min: float
+    max: float
+    log: bool = False
+    step: float | None = None
+    points: int | None = None
+    kind = ""
+
+    def __post_init__(self) -> None:
+        self._check_bound("min", self.min)
+        self._check_bound("max", self.max)
+        if self.min > self.max:
+            raise SpaceError(f"{self.kind} needs min <= max, got min={self.min!r} > max={self.max!r}")
+        if not isinstance(self.log, bool):
+            raise SpaceError(f"{self.kind} 'log' must be true or false, got {self.log!r}")
+        if self.log and self.min <= 0:
+            raise SpaceError(f"{self.kind} with log scale needs min > 0, got min={self.min!r}")
+        if self.step is not None:
+            self._check_bound("step", self.step)
+            if self.step <= 0 or (self.log and self.step <= 1):
+                rule = "> 1 (a factor) with log scale" if self.log else "> 0"
+                raise SpaceError(f"{self.kind} step must be {rule}, got step={self.step!r}")
+        if self.points is not None and (
+            not isinstance(self.points, int) or isinstance(self.points, bool) or self.points < 1
+        ):
+            raise SpaceError(f"{self.kind} points must be a whole number >= 1, got points={self.points!r}")
+
+    def _check_bound(self, name: str, value: object) -> None:
+        raise NotImplementedError
+
+    def _cast(self, value: float) -> float:
+        raise NotImplementedError
+
+    def snap(self, value: float) -> float:
+        """Clamps to [min, max] and, with a step, to the nearest step point."""
+        if self.step is not None:
+            if self.log:
+                k = round(math.log(value / self.min) / math.log(self.step))
+                value = self.min * self.step**k
+            else:
+                value = self.min + round((value - self.min) / self.step) * self.step
+        return self._cast(min(max(value, self.min), self.max))
+
+    def grid_values(self) -> tuple:
+        if self.points is None and self.step is None:
+            raise SpaceError(
+                f"{self.kind}({self.min!r}, {self.max!r}) has no grid: give it 'points' (or a 'step')"
+            )
+        if self.points is None:
+            return self._stepped_values()
+        if self.points == 1:
+            return (self._cast(self.min),)
+        return tuple(sorted({self.snap(self.at(i / (self.points - 1))) for i in range(self.points)}))
+
+    def _stepped_values(self) -> tuple:
+        values, value = [], self.min
+        while value <= self.max * (1 + 1e-12):
+            values.append(self._cast(value))
+            value = value * self.step if self.log else value + self.step
+        return tuple(sorted(set(values)))
+
+    def at(self, fraction: float) -> float:
+        """The value at a fraction of the way from min to max (log-aware)."""
+        if self.log:
+            lo, hi = math.log(self.min), math.log(self.max)
+            return math.exp(lo + fraction * (hi - lo))
+        return self.min + fraction * (self.max - self.min)
+
+    def to_dict(self) -> dict:
+        out = {"kind": self.kind_name, "min": self.min, "max": self.max}
+        if self.log:
+            out["log"] = True
+        if self.step is not None:
+            out["step"] = self.step
+        if self.points is not None:
+            out["points"] = self.points
+        return out
+
+
+@dataclass(frozen=True)
+class IntInterval(_Interval):
+    kind = "IntInterval"
+    kind_name = "int"
+    dtype = "int"
+
+    def _check_bound(self, name: str, value: object) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise SpaceError(f"{self.kind} {name} must be a whole number, got {name}={value!r}")
+
+    def _cast(self, value: float) -> int:
+        return int(round(value))
+
+    def sample(self, rng: Random) -> int:
+        # Widen by half a unit on each side so both ends are as likely as the rest.
+        if self.log:
+            # log needs min >= 1 here, so min - 0.5 stays positive.
+            lo, hi = math.log(self.min - 0.5), math.log(self.max + 0.5)
+            return self.snap(math.exp(rng.uniform(lo, hi)))
+        return self.snap(rng.uniform(self.min - 0.5, self.max + 0.5))
+
+    def all_values(self) -> tuple:
+        if self.step is None:
+            return tuple(range(self.min, self.max + 1))
+        return self._stepped_values()
+
+    def size(self) -> int:
+        return len(self.all_values())
+
+
+@dataclass(frozen=True)
+class RealInterval(_Interval):
+    kind = "RealInterval"
+    kind_name = "real"
+    dtype = "float"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "min", float(self.min))
+        object.__setattr__(self, "max", float(self.max))
+
+    def _check_bound(self, name: str, value: object) -> None:
+        if not _is_number(value) or not math.isfinite(value):
+            raise SpaceError(f"{self.kind} {name} must be a finite number, got {name}={value!r}")
+
+    def _cast(self, value: float) -> float:
+        # Ten significant digits drop float noise like 0.30000000000000004 from grids.
+        return float(f"{value:.10g}")
+
+    def sample(self, rng: Random) -> float:
+        return self.rounded(self.at(rng.random()))
+
+    def rounded(self, value: float) -> float:
+        """A sampled value as a trial takes it: snapped to the step, else to a few significant digits."""
+        if self.step is None:
+            value = min(max(float(f"{value:.{_MAX_SIG_DIGITS}g}"), self.min), self.max)
+        return self.snap(value)
+
+    def all_values(self) -> tuple:
+        if self.step is None:
+            raise SpaceError(f"{self.kind}({self.min!r}, {self.max!r}) without a step is continuous")
+        return self._stepped_values()
+
+    def size(self) -> float:
+        return math.inf if self.step is None else len(self._stepped_values())
+
+
+Domain = Union[Discrete, IntInterval, RealInterval]
+
+
+def check_value(name: str, domain: Domain, value: object) -> Any:
+    """``value`` as the domain holds it (a RealInterval's int becomes a float), or SpaceError."""
+    if isinstance(domain, Discrete):
+        if _value_type(value) != _value_type(domain.values[0]) or value not in domain.values:
+            raise SpaceError(f"hparam {name!r}: {value!r} is not one of its values {list(domain.values)!r}")
+        return value
+    whole = isinstance(domain, IntInterval)
+    if not _is_number(value) or (whole and not isinstance(value, int)) or not math.isfinite(value):
+        wanted = "a whole number" if whole else "a number"
+        raise SpaceError(f"hparam {name!r}: {value!r} is not {wanted} in {domain.min!r}..{domain.max!r}")
+    if not domain.min <= value <= domain.max:
+        raise SpaceError(f"hparam {name!r}: {value!r} is outside its range {domain.min!r}..{domain.max!r}")
+    return value if whole else float(value)
+
+
+@dataclass(frozen=True)
+class HParam:
+    """A named hyperparameter and the domain its values come from."""
+
+    name: str
+    domain: Domain
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SpaceError(f"an hparam name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.domain, (Discrete, IntInterval, RealInterval)):
+            raise SpaceError(
+                f"hparam {self.name!r}: domain must be Discrete, IntInterval or RealInterval, "
+                f"got {self.domain!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Space:
+    """An ordered collection of HParams with unique names."""
+
+    hparams: tuple[HParam, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        hparams = tuple(self.hparams)
+        if not hparams:
+            raise SpaceError("a search space needs at least one hparam")
+        seen: set[str] = set()
+        for hparam in hparams:
+            if not isinstance(hparam, HParam):
+                raise SpaceError(f"a Space holds HParam objects, got {hparam!r}")
+            if hparam.name in seen:
+                raise SpaceError(f"hparam {hparam.name!r} is defined twice")
+            seen.add(hparam.name)
+        object.__setattr__(self, "hparams", hparams)
+
+    def __iter__(self) -> Iterator[HParam]:
+        return iter(self.hparams)
+
+    def __len__(self) -> int:
+        return len(self.hparams)
+
+    def __getitem__(self, name: str) -> HParam:
+        for hparam in self.hparams:
+            if hparam.name == name:
+                return hparam
+        raise KeyError(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hparams)
+
+    def size(self) -> float:
+        """How many distinct points the space has (math.inf with a continuous domain)."""
+        return math.prod(h.domain.size() for h in self.hparams)
+
+    def to_dict(self) -> dict:
+        out = {}
+        for h in self.hparams:
+            entry = h.domain.to_dict()
+            if h.description:
+                entry["description"] = h.description
+            out[h.name] = entry
+        return {"hparams": out}
+
+    @classmethod
+    def from_dict(cls, data: object, source: str = "space") -> "Space":
+        if not isinstance(data, dict) or not isinstance(data.get("hparams"), dict):
+            raise SpaceError(f"{source}: expected a table 'hparams' of name = domain entries")
+        unknown = sorted(set(data) - {"hparams"})
+        if unknown:
+            raise SpaceError(f"{source}: unknown top-level key(s) {unknown}; only 'hparams' is allowed")
+        hparams = []
+        for name, spec in data["hparams"].items():
+            try:
+                hparams.append(_hparam_from_spec(name, spec))
+            except SpaceError as err:
+                raise SpaceError(f"{source}: {err}") from None
+        try:
+            return cls(tuple(hparams))
+        except SpaceError as err:
+            raise SpaceError(f"{source}: {err}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Space":
+        """Reads a space from a .toml or .json file."""
+        path = Path(path)
+        if path.suffix.lower() not in (".toml", ".json"):
+            raise SpaceError(f"space file {str(path)!r}: use a .toml or .json file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise SpaceError(f"space file {str(path)!r} cannot be read: {err.strerror}") from None
+        try:
+            data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+            raise SpaceError(f"space file {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from None
+        return cls.from_dict(data, source=str(path))
+
+
+_DOMAIN_KEYS = {
+    "discrete": {"values"},
+    "int": {"min", "max", "log", "step", "points"},
+    "real": {"min", "max", "log", "step", "points"},
+}
+
+
+def _hparam_from_spec(name: str, spec: object) -> HParam:
+    """One file entry: a list (discrete), a scalar (one fixed value) or a table."""
+    if isinstance(spec, list):
+        return HParam(name, _domain(name, Discrete, spec))
+    if not isinstance(spec, dict):
+        return HParam(name, _domain(name, Discrete, [spec]))
+    spec = dict(spec)
+    description = spec.pop("description", "")
+    kind = spec.pop("kind", None)
+    if kind is None:
+        kind = _infer_kind(spec)
+    if kind not in _DOMAIN_KEYS:
+        raise SpaceError(f"hparam {name!r}: unknown domain kind {kind!r}; use discrete, int or real")
+    unknown = sorted(set(spec) - _DOMAIN_KEYS[kind])
+    if unknown:
+        raise SpaceError(
+            f"hparam {name!r}: unknown key(s) {unknown} for a {kind} domain; "
+            f"allowed: {sorted(_DOMAIN_KEYS[kind])}"
+        )
+    if kind == "discrete":
+        return HParam(name, _domain(name, Discrete, spec.get("values")), description)
+    missing = sorted({"min", "max"} - set(spec))
+    if missing:
+        raise SpaceError(f"hparam {name!r}: an interval needs min and max, missing {missing}")
+    cls = IntInterval if kind == "int" else RealInterval
+    return HParam(name, _domain(name, cls, **spec), description)
+
+
+def _infer_kind(spec: dict) -> str:
+    if "values" in spec:
+        return "discrete"
+    bounds = [spec.get("min"), spec.get("max")]
+    if all(isinstance(b, int) and not isinstance(b, bool) for b in bounds) and not isinstance(
+        spec.get("step"), float
+    ):
+        return "int"
+    return "real"
+
+
+def _domain(name: str, cls: type, *args: Any, **kwargs: Any) -> Domain:
+    try:
+        return cls(*args, **kwargs)
+    except SpaceError as err:
+        raise SpaceError(f"hparam {name!r}: {err}") from None

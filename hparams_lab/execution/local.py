@@ -1,0 +1,149 @@
+"""Backends that run a study's tasks: this process, or N worker processes of this machine.
+
+Each takes ``scheduler.Task``s and returns ``concurrent.futures`` futures, so the
+study loop (``scheduler.drive``) is the same for all of them; a future fails with
+``WorkerDied`` when the process running its task died. Workers are spawned (not
+forked: TensorFlow's runtime does not survive a fork), each with its share of the
+CPU threads, and each loads Keras and the data set once, when it starts. Workers
+run tasks through the same ``run_task`` as one process, so logs are identical.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from hparams_lab.core.contract import TrainFn
+from hparams_lab.core.trial import Trial, TrialResult
+from hparams_lab.execution.attempt import run_task
+from hparams_lab.execution.events import Reporter, SilentReporter
+from hparams_lab.execution.loop import WorkerDied, drive
+from hparams_lab.search.base import FixedSearch, Task
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """What a worker needs to build the train function: plain, picklable values."""
+
+    dataset: str
+    seed: int
+    model: str | Callable[..., Any]  # a name resolve_model knows, or an importable function
+    settings: Any  # training.TrainSettings
+    folds: int | None
+
+
+class InlineBackend:
+    """One task at a time, in this process (``--workers 1``): live per-epoch progress."""
+
+    slots = 1
+
+    def __init__(self, train: TrainFn, reporter: Reporter | None = None):
+        self.train, self.reporter = train, reporter or SilentReporter()
+
+    def submit(self, task: Task) -> Future:
+        future: Future = Future()
+        future.set_result(_run(task, self.train, self.reporter))
+        return future
+
+    def restart(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run_trials(
+    trials: Sequence[Trial],
+    train: TrainFn,
+    experiment_dir: Path,
+    reporter: Reporter | None = None,
+) -> list[TrialResult]:
+    """Trials one after the other in this process, through the study loop; results in order."""
+    search = FixedSearch(trials)
+    drive(search, InlineBackend(train, reporter), experiment_dir, reporter)
+    return [search.results[t.id] for t in trials]
+
+
+class ProcessBackend:
+    """``workers`` spawned processes; they start (and import TensorFlow) at once, while
+    the parent goes on preparing the study."""
+
+    def __init__(self, job: WorkerJob, workers: int):
+        self.job, self.slots = job, workers
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        threads = max(1, (os.cpu_count() or 1) // self.slots)
+        pool = ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_worker, initargs=(self.job, threads))
+        for _ in range(self.slots):  # a process is spawned per waiting task: start them all now
+            pool.submit(int)
+        return pool
+
+    def submit(self, task: Task) -> Future:
+        return _deaths_as_worker_died(self._pool.submit(run_in_worker, self.job, task))
+
+    def restart(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._start()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _deaths_as_worker_died(inner: Future) -> Future:
+    outer: Future = Future()
+
+    def relay(done: Future) -> None:
+        error = done.exception()
+        if isinstance(error, BrokenProcessPool):
+            outer.set_exception(WorkerDied(str(error)))
+        elif error is not None:
+            outer.set_exception(error)
+        else:
+            outer.set_result(done.result())
+
+    inner.add_done_callback(relay)
+    return outer
+
+
+_trainers: dict[WorkerJob, TrainFn] = {}  # per worker process: the train function of each job
+
+
+def worker_train(job: WorkerJob) -> TrainFn:
+    """This process's train function for ``job``, built (Keras and data loaded) on first use."""
+    if job not in _trainers:
+        from hparams_lab.training.data import load_dataset
+        from hparams_lab.training.fit import import_keras, trainer
+        from hparams_lab.training.models import ModelSpec, resolve_model
+
+        import_keras()
+        if isinstance(job.model, str):
+            spec = resolve_model(job.model)
+        else:
+            spec = ModelSpec(name=job.model.__qualname__, builder=job.model, builtin=False, hparams=frozenset())
+        data = load_dataset(job.dataset, seed=job.seed)
+        _trainers[job] = trainer(data, spec, job.settings, job.folds, job.seed)
+    return _trainers[job]
+
+
+def _start_worker(job: WorkerJob, threads: int) -> None:
+    # Thread counts must be set before TensorFlow's runtime starts.
+    for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    worker_train(job)
+
+
+def run_in_worker(job: WorkerJob, task: Task):
+    """What a worker process runs for one task (a dask worker too)."""
+    return _run(task, worker_train(job), SilentReporter())
+
+
+def _run(task: Task, train: TrainFn, reporter: Reporter) -> TrialResult:
+    return run_task(task.trial, train, task.run_dir, reporter, start=task.start, stop=task.stop, prune=task.prune)

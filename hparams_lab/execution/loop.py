@@ -1,0 +1,125 @@
+"""The study loop: a search proposes tasks, a backend runs them, results go back to the search.
+
+Every strategy is a ``Search`` (ask for the next task, tell it what came of one),
+the ask-and-tell shape of optuna and keras-tuner's Oracle; grid, random, refine and
+one-at-a-time are a fixed list (``FixedSearch``), hyperband and bayes decide as
+results come in. Every backend (this process, a local process pool, a dask
+cluster) takes tasks and returns ``concurrent.futures`` futures, so one loop drives
+them all. A task whose worker process died is re-run alone once the others are
+done; only one that kills its solo worker as well is a FAILURE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from pathlib import Path
+from typing import Protocol
+
+from hparams_lab.core.trial import TrialResult
+from hparams_lab.execution.events import Reporter, SilentReporter
+from hparams_lab.search.base import Search, Task
+from hparams_lab.store.rundirs import attempt_dir, close_cut_off, is_closed, read_closed, read_paused
+
+WORKER_DIED = "the worker process running this trial died"
+INTERRUPTED = "interrupted: a worker process died while this trial ran; it runs again"
+
+
+class WorkerDied(Exception):
+    """A backend's future fails with this when the process running its task died."""
+
+
+class Backend(Protocol):
+    slots: int  # tasks at once
+
+    def submit(self, task: Task) -> Future: ...
+    def restart(self) -> None: ...  # after a worker died: a fresh set of workers
+    def close(self) -> None: ...
+
+
+def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Reporter | None = None) -> None:
+    """Runs a search to its end on a backend."""
+    reporter = reporter or SilentReporter()
+    running: dict[Future, Task] = {}
+    suspects: deque[Task] = deque()  # in flight when a worker died: each runs again alone
+    retry: deque[Task] = deque()  # queued when a worker died, never started
+    solo = broken = False
+    started = finished = 0
+    while True:
+        if not running and broken:
+            backend.restart()
+            broken = False
+        if suspects:
+            if not running:
+                task = suspects.popleft()
+                running[backend.submit(task)] = task
+                solo = True
+        elif not (solo and running):
+            solo = False
+            while len(running) < backend.slots and (task := retry.popleft() if retry else search.ask()):
+                task = placed(task, experiment_dir)
+                started += 1
+                reporter.trial_started(task.trial, started, search.total)
+                running[backend.submit(task)] = task
+        if not running:
+            return
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            task = running.pop(future)
+            try:
+                result = future.result()
+            except WorkerDied:
+                broken = True
+                result = recorded(task)  # it may have finished just before the pool broke
+                if result is None and not task.run_dir.exists():
+                    retry.append(task)  # never started
+                    continue
+                if result is None and not solo:
+                    suspects.append(_interrupted(task, experiment_dir))
+                    continue
+                if result is None:
+                    result = closed_as_failure(task, WORKER_DIED)  # it killed a worker of its own
+            search.tell(task, result)
+            finished += 1
+            # The search may have closed it just now (hyperband's last rung): report that.
+            reporter.trial_finished(search.results.get(task.trial.id, result), finished, search.total)
+
+
+def placed(task: Task, experiment_dir: Path) -> Task:
+    """The task with its run directory: a fresh attempt directory unless it continues one."""
+    if task.run_dir is not None:
+        return task
+    return dataclasses.replace(task, run_dir=attempt_dir(experiment_dir, task.trial.id))
+
+
+def _interrupted(task: Task, experiment_dir: Path) -> Task:
+    """The retry of a task cut off by another worker's death.
+
+    A continued trial goes on from its last checkpoint in its own directory; any
+    other attempt is closed as interrupted and retried in a fresh one.
+    """
+    if task.start > 0:
+        return task
+    closed_as_failure(task, INTERRUPTED)
+    return placed(dataclasses.replace(task, run_dir=None), experiment_dir)
+
+
+def recorded(task: Task) -> TrialResult | None:
+    """The task's result if its run directory already holds it, else None."""
+    if task.run_dir is None:
+        return None
+    if is_closed(task.run_dir):
+        return read_closed(task.run_dir, task.trial)
+    paused = read_paused(task.run_dir) if task.stop is not None else None
+    if paused is not None and paused.result.epochs >= task.stop:
+        return dataclasses.replace(paused.result, trial=task.trial)
+    return None
+
+
+def closed_as_failure(task: Task, reason: str) -> TrialResult:
+    """Ends the session a dead worker left open, as FAILURE with ``reason``, and returns it."""
+    assert task.run_dir is not None
+    if not is_closed(task.run_dir):
+        close_cut_off(task.run_dir, task.trial, reason)
+    return read_closed(task.run_dir, task.trial)

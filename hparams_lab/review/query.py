@@ -1,0 +1,128 @@
+"""Choose, filter and order review's rows: --sort, --where, --status, --top, --maximize/--minimize."""
+
+import math
+import re
+from dataclasses import dataclass
+
+from hparams_lab.core.errors import UserError
+from hparams_lab.review.reader import ROW_STATUSES, maximizes
+
+# Longest first, so that '>=' is not read as '>' followed by '=...'.
+_CONDITION = re.compile(r"^\s*(?P<name>[^<>=!]+?)\s*(?P<op><=|>=|!=|==|=|<|>)\s*(?P<text>.*?)\s*$", re.S)
+_ORDERING = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+             ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+_TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The metric rows are ranked by, and which way is better."""
+
+    key: str
+    maximize: bool
+
+    def value(self, row):
+        series = row.series.get(self.key)
+        return None if series is None or math.isnan(series.last) else series.last
+
+    def sort(self, rows):
+        """Best first; rows without the metric last; ties in run order."""
+        def order(row):
+            value = self.value(row)
+            if value is None:
+                return (1, 0.0, row.experiment, row.run)
+            return (0, -value if self.maximize else value, row.experiment, row.run)
+        return sorted(rows, key=order)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One --where: an hparam or metric compared with a literal."""
+
+    name: str
+    operator: str
+    text: str
+    is_metric: bool
+
+    def holds(self, row):
+        value = row.series[self.name].last if self.is_metric and self.name in row.series \
+            else row.hparams.get(self.name)
+        if value is None:
+            return False
+        if self.operator in _ORDERING:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and _ORDERING[self.operator](value, float(self.text))
+        return (_equals(value, self.text)) == (self.operator != "!=")
+
+
+def _equals(value, text):
+    if isinstance(value, bool):
+        lowered = text.lower()
+        return (lowered in _TRUE) if value else (lowered in _FALSE)
+    if isinstance(value, (int, float)):
+        try:
+            return value == float(text)
+        except ValueError:
+            return False
+    return str(value) == text
+
+
+def parse_condition(expression, logs):
+    """A --where expression such as 'optimizer=adam' or 'num_units>=32', checked against the logs."""
+    match = _CONDITION.match(expression)
+    if not match:
+        raise UserError(f"--where {expression!r}: expected NAME OP VALUE with OP one of "
+                        "= != < <= > >=, e.g. 'optimizer=adam' or 'num_units>=32'")
+    name, operator, text = match["name"], match["op"], match["text"]
+    is_metric = name not in logs.hparam_names
+    if is_metric:
+        name = resolve_metric(name, logs.metric_keys, f"--where {expression!r}", logs.hparam_names)
+    if operator in _ORDERING and not _is_number(text):
+        raise UserError(f"--where {expression!r}: {operator} needs a number, got {text!r}; "
+                        "compare text with = or !=")
+    return Condition(name, "=" if operator == "==" else operator, text, is_metric)
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def resolve_metric(name, metric_keys, option, hparam_names=()):
+    """A metric key from its full key or, if unambiguous, its bare tag."""
+    if name in metric_keys:
+        return name
+    by_tag = [key for key in metric_keys if key.rsplit("/", 1)[-1] == name]
+    if len(by_tag) == 1:
+        return by_tag[0]
+    hparams = f"; hparams: {', '.join(hparam_names)}" if hparam_names else ""
+    reason = f"is ambiguous ({', '.join(by_tag)})" if by_tag else "is not logged"
+    raise UserError(f"{option}: {name!r} {reason}; metrics: {', '.join(metric_keys)}{hparams}")
+
+
+def ranking(logs, sort=None, maximize=(), minimize=()):
+    """--sort METRIC, else the experiment's declared ranking metric, else the first metric.
+
+    None when the sessions logged no scalars at all (then rows stay in run order).
+    """
+    if not logs.metric_keys and not sort:
+        return None
+    key = resolve_metric(sort, logs.metric_keys, "--sort") if sort else \
+        logs.declared_metric or logs.metric_keys[0]
+    return Ranking(key, maximizes(key, maximize, minimize))
+
+
+def select(logs, where=(), statuses=(), ranking_=None):
+    """Rows passing every --where and --status, best first when ranked."""
+    conditions = [parse_condition(expression, logs) for expression in where]
+    wanted = {status.upper() for status in statuses}
+    unknown = wanted - set(ROW_STATUSES)
+    if unknown:
+        raise UserError(f"--status {', '.join(sorted(unknown))}: not a status; "
+                        f"choose from {', '.join(s.lower() for s in ROW_STATUSES)}")
+    rows = [row for row in logs.rows
+            if (not wanted or row.status in wanted) and all(c.holds(row) for c in conditions)]
+    return ranking_.sort(rows) if ranking_ else rows

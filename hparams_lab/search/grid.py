@@ -1,0 +1,34 @@
+"""Grid search: the cartesian product of every hparam's grid values, in a fixed order."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from hparams_lab.core.space import HParam, Space, SpaceError
+from hparams_lab.core.trial import Trial
+
+
+def grid(space: Space, *, seed: int = 0, trials: int | None = None) -> list[Trial]:
+    """The cartesian product of every hparam's grid values, last hparam varying fastest.
+
+    ``trials`` caps the count (the first N points), for quick looks at a big grid.
+    """
+    axes = [_grid_axis(h) for h in space]
+    points = itertools.product(*axes)
+    if trials is not None:
+        points = itertools.islice(points, trials)
+    return [
+        Trial(dict(zip(space.names, values)), seed=seed, index=i) for i, values in enumerate(points)
+    ]
+
+
+def _grid_axis(hparam: HParam) -> tuple:
+    try:
+        return hparam.domain.grid_values()
+    except SpaceError as err:
+        raise SpaceError(f"hparam {hparam.name!r}: {err}") from None
+
+
+def grid_size(space: Space) -> int:
+    return math.prod(len(_grid_axis(h)) for h in space)

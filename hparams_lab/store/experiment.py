@@ -1,0 +1,93 @@
+"""experiment.json: what an experiment was asked to do, recorded before its first trial."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from hparams_lab.core.errors import UserError
+from hparams_lab.core.metrics import Metric
+from hparams_lab.core.space import Space
+from hparams_lab.store.jsonfile import read_json, write_json_atomic
+
+FILENAME = "experiment.json"
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]*$")
+
+
+def check_experiment_name(name: str) -> None:
+    """One directory name: no path separators, no '..', nothing hidden."""
+    if not _NAME.match(name) or ".." in name:
+        raise UserError(
+            f"experiment name {name!r} is not allowed: use letters, digits and _ . + = - "
+            "(no path separators, no '..', not starting with '.')"
+        )
+
+
+def create_experiment_dir(path: Path) -> None:
+    """Creates (or keeps, to resume) an experiment directory; the OS's refusal is the user's error.
+
+    The logdir checks before it use access(), which cannot see every refusal: root
+    passes access() under /proc or /sys, and read-only mounts refuse anyway.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"logdir {str(path.parent)!r} is not writable: cannot create {str(path)!r} ({err.strerror})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    name: str
+    space: dict
+    strategy: str
+    seed: int
+    trials: int
+    dataset: str
+    model: str
+    metric: str
+    metrics: list[dict]
+    settings: dict = field(default_factory=dict)  # epochs, batch size, patience, ...
+    versions: dict = field(default_factory=dict)
+    command: str = ""
+    created: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def declared_metrics(self) -> list[Metric]:
+        return [Metric(m["tag"], m.get("group", "")) for m in self.metrics]
+
+    def write(self, experiment_dir: str | os.PathLike) -> None:
+        write_json_atomic(Path(experiment_dir) / FILENAME, self.to_json())
+
+    @classmethod
+    def read(cls, experiment_dir: str | os.PathLike) -> "ExperimentRecord":
+        data = read_json(Path(experiment_dir) / FILENAME)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def find_experiments(logdir: str | os.PathLike) -> Iterator[tuple[Path, ExperimentRecord]]:
+    """Experiments directly under a logdir; unreadable or foreign records are skipped."""
+    for path in sorted(Path(logdir).glob(f"*/{FILENAME}")):
+        try:
+            record = ExperimentRecord.read(path.parent)
+            Space.from_dict(record.space)
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        yield path.parent, record
+
+
+def locate_experiment(source: str | os.PathLike, logdir: str | os.PathLike) -> Path:
+    """An experiment named under ``logdir``, or at a path; UserError if neither has an experiment.json."""
+    candidates = list(dict.fromkeys([Path(logdir) / source, Path(source)]))
+    for candidate in candidates:
+        if (candidate / FILENAME).is_file():
+            return candidate
+    where = " or ".join(repr(str(c)) for c in candidates)
+    raise UserError(f"unknown experiment {str(source)!r}: no {FILENAME} in {where}")
