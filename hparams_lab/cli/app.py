@@ -1,7 +1,11 @@
-"""Command line: ``python run.py [study options]``, ``review``, ``tensorboard``.
+"""Command line: ``python run.py [study] [options]``, ``review``, ``tensorboard``, ``rerun``.
 
-Only click and stdlib-light modules load here; a study imports its machinery (and
-TensorFlow) inside the command, so ``--help`` and ``review`` stay fast.
+``study`` is also the default command, so ``python run.py --strategy random`` runs a
+study; study options given with another command are refused, not dropped. Every
+command reports a user's mistake (a ``UserError``) the same way: one line on stderr,
+``Error: ...``, exit code 2. Only click and stdlib-light modules load here; a study
+imports its machinery (and TensorFlow) inside the command, so ``--help`` and
+``review`` stay fast.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import click
 from hparams_lab.cli.review import review
 from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import DEFAULT_METRIC, run_metric
+from hparams_lab.core.trial import TrialStatus
 from hparams_lab.search.registry import NAMES as STRATEGIES
+from hparams_lab.study.config import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
 
-DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE = 20, 64
+STUDY = "study"
 
 
 def fail(message: str) -> None:
@@ -26,14 +32,66 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+class Command(click.Command):
+    """A command whose UserErrors end as one line on stderr, exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            fail(str(err))
+
+
+class StudyCommand(Command):
+    """The study: refuses to be followed by another command (its options would be lost)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _, rest, _ = self.make_parser(ctx).parse_args(list(args))
+        named = [arg for arg in rest if arg in ctx.parent.command.commands and arg != STUDY]
+        if named:
+            raise click.UsageError(
+                f"study options can't be given with `{named[0]}`: run `python run.py {named[0]} ...` "
+                f"without them, or the study alone", ctx)
+        return super().parse_args(ctx, args)
+
+
+class Commands(click.Group):
+    """A group whose default command is the study; its help shows the study's options too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = [STUDY, *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[study] [OPTIONS] | COMMAND [ARGS]...")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        study = self.commands[STUDY]
+        rows = [row for param in study.get_params(ctx) if (row := param.get_help_record(ctx)) is not None]
+        with formatter.section("Study options (python run.py [study] OPTIONS)"):
+            formatter.write_dl(rows)
+        self.format_commands(ctx, formatter)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Run a hyperparameter study of a Keras model, logged for TensorBoard's HParams dashboard.
+
+    With no command, runs a study (by default: random search over a small MLP on
+    scikit-learn's bundled digits, offline). Then open TensorBoard on the logdir, or
+    rank the trials with `review`.
+    """
+
+
+@main.command(STUDY, cls=StudyCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="random", show_default=True,
               help="How trials are chosen from the space.")
 @click.option("--trials", type=click.IntRange(min=1), default=None,
               help="Random, bayes: how many trials [default: 10]. Hyperband: how many configurations "
                    "[default: what its brackets hold]. Other strategies: run only the first N.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds sampling, splits and training.")
-@click.option("--space", "space_file", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--space", "space", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Search space file (.toml or .json) [default: the built-in digits MLP space; "
                    "refine: the earlier experiment's].")
 @click.option("--dataset", default="digits", show_default=True,
@@ -81,39 +139,25 @@ def fail(message: str) -> None:
 @click.option("--metric", default=None,
               help=f"Metric that ranks trials [default: {DEFAULT_METRIC}; mean_{DEFAULT_METRIC} with "
                    f"--repeats, cv_mean_{DEFAULT_METRIC} with --cv].")
-@click.pass_context
-def main(ctx: click.Context, space_file: str | None, **options: object) -> None:
-    """Run a hyperparameter study of a Keras model, logged for TensorBoard's HParams dashboard.
-
-    With no command, runs a study (by default: random search over a small MLP on
-    scikit-learn's bundled digits, offline). Then open TensorBoard on the logdir, or
-    rank the trials with `review`.
-    """
-    if ctx.invoked_subcommand is not None:
-        return
+def study(**options: object) -> None:
+    """Run a study (the default command): train one model per trial, log each for TensorBoard."""
     from hparams_lab.cli.console import ConsoleReporter, leaderboard
-    from hparams_lab.study.run import run_study
+    from hparams_lab.study.run import StudyConfig, run_study
 
-    reporter = ConsoleReporter(
-        sys.stdout,
-        metric=run_metric(str(options["metric"] or DEFAULT_METRIC)),
-        epochs=int(options["epochs"]),
-        live=sys.stdout.isatty(),
-    )
-    try:
-        study = run_study(space_file, reporter=reporter, command=shlex.join(sys.argv), **options)
-    except UserError as err:
-        fail(str(err))
-    ranked = study.ranked()
-    n_ok = sum(r.status.value == "SUCCESS" for r in ranked)
-    n_pruned = sum(r.status.value == "PRUNED" for r in ranked)
+    config = StudyConfig.of(command=shlex.join(sys.argv), **options)
+    reporter = ConsoleReporter(sys.stdout, metric=run_metric(config.metric or DEFAULT_METRIC), epochs=config.epochs,
+                               live=sys.stdout.isatty())
+    result = run_study(config, reporter=reporter)
+    ranked = result.ranked()
+    n_ok = sum(r.status is TrialStatus.SUCCESS for r in ranked)
+    n_pruned = sum(r.status is TrialStatus.PRUNED for r in ranked)
     pruned = f", {n_pruned} pruned" if n_pruned else ""
-    click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {study.metric}:")
-    click.echo(leaderboard(ranked, study.metric))
-    if options["strategy"] == "one-at-a-time":
-        _print_effects(study)
-    logdir = study.experiment_dir.parent
-    click.echo(f"\nLogs: {study.experiment_dir}")
+    click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {result.metric}:")
+    click.echo(leaderboard(ranked, result.metric))
+    if config.strategy == "one-at-a-time":
+        _print_effects(result)
+    logdir = result.experiment_dir.parent
+    click.echo(f"\nLogs: {result.experiment_dir}")
     click.echo(f"TensorBoard: tensorboard --logdir {shlex.quote(str(logdir))}   (or: python run.py tensorboard)")
 
 
@@ -129,7 +173,7 @@ def _print_effects(study) -> None:
 main.add_command(review)
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
+@main.command(cls=Command, context_settings={"ignore_unknown_options": True})
 @click.argument("logdir", default="logs", type=click.Path(file_okay=False))
 @click.argument("tensorboard_args", nargs=-1, type=click.UNPROCESSED)
 def tensorboard(logdir: str, tensorboard_args: tuple[str, ...]) -> None:
@@ -140,7 +184,7 @@ def tensorboard(logdir: str, tensorboard_args: tuple[str, ...]) -> None:
     os.execv(sys.executable, argv)
 
 
-@main.command()
+@main.command(cls=Command)
 @click.argument("trial_dir", type=click.Path())
 def rerun(trial_dir: str) -> None:
     """Train TRIAL_DIR (LOGDIR/EXPERIMENT/TRIAL) again and compare its ranked metric.
@@ -152,14 +196,9 @@ def rerun(trial_dir: str) -> None:
     from hparams_lab.cli.console import ConsoleReporter
     from hparams_lab.study.rerun import plan_rerun, run_rerun, summary_lines
 
-    try:
-        plan = plan_rerun(trial_dir)
-        reporter = ConsoleReporter(
-            sys.stdout, metric=plan.record.metric, epochs=int(plan.record.settings["epochs"]),
-            live=sys.stdout.isatty(),
-        )
-        outcome = run_rerun(plan, reporter)
-    except UserError as err:
-        fail(str(err))
+    plan = plan_rerun(trial_dir)
+    reporter = ConsoleReporter(sys.stdout, metric=plan.record.metric, epochs=int(plan.record.settings["epochs"]),
+                               live=sys.stdout.isatty())
+    outcome = run_rerun(plan, reporter)
     for line in summary_lines(outcome):
         click.echo(line)

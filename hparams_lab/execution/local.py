@@ -120,13 +120,10 @@ def worker_train(job: WorkerJob) -> TrainFn:
     if job not in _trainers:
         from hparams_lab.training.data import load_dataset
         from hparams_lab.training.fit import import_keras, trainer
-        from hparams_lab.training.models import ModelSpec, resolve_model
+        from hparams_lab.training.models import model_spec
 
         import_keras()
-        if isinstance(job.model, str):
-            spec = resolve_model(job.model)
-        else:
-            spec = ModelSpec(name=job.model.__qualname__, builder=job.model, builtin=False, hparams=frozenset())
+        spec = model_spec(job.model)
         data = load_dataset(job.dataset, seed=job.seed)
         _trainers[job] = trainer(data, spec, job.settings, job.folds, job.seed)
     return _trainers[job]

@@ -12,6 +12,8 @@ from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import Metric
 from hparams_lab.core.space import Space
 from hparams_lab.store.jsonfile import read_json, write_json_atomic
+from hparams_lab.tb.summaries import union_config
+from hparams_lab.tb.writer import write_root_config
 
 FILENAME = "experiment.json"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]*$")
@@ -91,3 +93,10 @@ def locate_experiment(source: str | os.PathLike, logdir: str | os.PathLike) -> P
             return candidate
     where = " or ".join(repr(str(c)) for c in candidates)
     raise UserError(f"unknown experiment {str(source)!r}: no {FILENAME} in {where}")
+
+
+def refresh_union_config(logdir: Path) -> None:
+    """The logdir's one hparams config: the union of every experiment's space and metrics."""
+    write_root_config(logdir, union_config(
+        (Space.from_dict(record.space), record.declared_metrics) for _, record in find_experiments(logdir)
+    ))

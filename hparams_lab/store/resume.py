@@ -8,15 +8,19 @@ open. Every retry gets a fresh attempt directory: <id>, then <id>.2, <id>.3 ...
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from hparams_lab.core.errors import UserError
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 from hparams_lab.store import rundirs
-from hparams_lab.store.experiment import ExperimentRecord
+from hparams_lab.store.experiment import ExperimentRecord, create_experiment_dir
+from hparams_lab.store.lock import LOCK_NAME, ExperimentLock
 from hparams_lab.store.rundirs import trial_id_of
 
 # What must match for a resume to continue the same study; the trial count may grow.
@@ -100,3 +104,25 @@ def read_record(experiment_dir: Path) -> ExperimentRecord:
             f"{str(experiment_dir)!r} exists but is not an hparams_lab experiment ({err}); "
             "use --overwrite or another --experiment"
         ) from None
+
+
+@contextlib.contextmanager
+def opened(experiment_dir: Path, record: ExperimentRecord, overwrite: bool) -> Iterator[None]:
+    """Creates, resumes or starts over an experiment, holding its lock throughout.
+
+    A resumed experiment must have been started with the same settings; ``overwrite``
+    deletes its runs (only ever in a directory that holds an experiment.json).
+    """
+    resuming = experiment_dir.exists() and any(experiment_dir.iterdir()) and not overwrite
+    if resuming:
+        old = read_record(experiment_dir)
+        check_resumable(old, record)
+        record = dataclasses.replace(record, created=old.created)
+    create_experiment_dir(experiment_dir)
+    with ExperimentLock(experiment_dir):
+        if overwrite:
+            for path in experiment_dir.iterdir():
+                if path.name != LOCK_NAME:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+        record.write(experiment_dir)
+        yield

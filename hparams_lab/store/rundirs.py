@@ -19,7 +19,7 @@ from typing import Any
 
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 from hparams_lab.store.jsonfile import write_json_atomic
-from hparams_lab.tb.summaries import session_end_summary
+from hparams_lab.tb.summaries import scalars_summary, session_end_summary
 from hparams_lab.tb.writer import RunWriter
 
 TRIAL_FILE = "trial.json"
@@ -197,3 +197,16 @@ def close_paused(run_dir: Path, trial: Trial) -> TrialResult:
     result = close(run_dir, dataclasses.replace(paused.result, trial=trial, status=TrialStatus.SUCCESS))
     (run_dir / CHECKPOINT).unlink(missing_ok=True)  # only the next segment needed it
     return result
+
+
+def add_metrics(result: TrialResult, metrics: dict[str, float]) -> TrialResult:
+    """Adds metrics to a closed attempt, as scalars at its last step and in its trial.json.
+
+    For a group's mean/std over repeats or CV folds, known once its last member is done.
+    """
+    with RunWriter(result.run_dir) as writer:
+        writer.write(scalars_summary(metrics), step=max(result.epochs - 1, 0))
+    updated = dataclasses.replace(result, metrics={**result.metrics, **metrics})
+    record = _read_record(result.run_dir) or {}
+    write_json_atomic(result.run_dir / TRIAL_FILE, {**record, "metrics": updated.metrics})
+    return updated

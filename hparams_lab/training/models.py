@@ -45,6 +45,17 @@ class ModelSpec:
     hparams: frozenset[str]
 
 
+def model_spec(model: str | Callable[..., Any] | ModelSpec) -> ModelSpec:
+    """The one way a study's model becomes a ModelSpec: a name ``resolve_model`` knows, or
+    a user's function, recorded as module:qualname (what ``rerun`` imports again)."""
+    if isinstance(model, ModelSpec):
+        return model
+    if callable(model):
+        name = f"{getattr(model, '__module__', '?')}:{getattr(model, '__qualname__', repr(model))}"
+        return ModelSpec(name=name, builder=model, builtin=False, hparams=frozenset())
+    return resolve_model(model)
+
+
 def resolve_model(spec: str) -> ModelSpec:
     """'mlp', 'cnn' or 'package.module:function' -> ModelSpec, without building."""
     if not isinstance(spec, str) or not spec.strip():

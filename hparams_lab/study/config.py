@@ -1,0 +1,83 @@
+"""What a study is asked to do: one frozen ``StudyConfig``, built by the CLI and by ``run_study``.
+
+Its fields are the CLI's study options, with the same names and defaults. It checks
+nothing by itself: ``study.checks.prepare`` validates a config in one place, before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from hparams_lab.core.space import Discrete, HParam, RealInterval, Space
+
+# The embedded default: the seeds' units / learning rate / optimizer / extra layer /
+# dropout, small enough that its 32-point grid trains in under 3 minutes on 2 cores.
+DEFAULT_SPACE = Space(
+    (
+        HParam("units", Discrete([32, 128]), "hidden units per layer"),
+        HParam("learning_rate", RealInterval(1e-3, 1e-2, log=True, points=2), "optimizer step size"),
+        HParam("optimizer", Discrete(["adam", "sgd"])),
+        HParam("extra_layer", Discrete([False, True]), "one more hidden layer"),
+        HParam("dropout", RealInterval(0.0, 0.2, points=2), "dropout after each hidden layer"),
+    )
+)
+DEFAULT_EPOCHS = 20
+DEFAULT_BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A study's settings; see ``run_study`` for what each means."""
+
+    space: Space | str | os.PathLike | None = None  # None: the strategy's default space
+    strategy: str = "random"
+    trials: int | None = None
+    seed: int = 0
+    dataset: str = "digits"
+    model: str | Callable[..., Any] = "mlp"
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    patience: int | None = None
+    max_epochs: int | None = None
+    repeats: int = 1
+    cv: int | None = None
+    workers: int = 1
+    scheduler: str | None = None
+    metric: str | None = None  # None: the default for the grouping (repeats, cv)
+    logdir: str | os.PathLike = "logs"
+    experiment: str | None = None  # None: a timestamp
+    overwrite: bool = False
+    # Strategy-specific options (search.registry says which strategy takes which).
+    refine_from: str | os.PathLike | None = None
+    top_k: int | None = None
+    points: int | None = None
+    base_hparams: Mapping[str, Any] | str | None = None
+    factor: int | None = None
+    pruner: str | None = None
+    command: str = ""  # the command line, recorded in experiment.json
+
+    @classmethod
+    def of(cls, **options: Any) -> "StudyConfig":
+        """A config from keyword options; a misspelt one is a TypeError naming it, as for a function."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unknown study option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**options)
+
+    @property
+    def strategy_options(self) -> dict[str, Any]:
+        """The strategy-specific options, by search.registry's keywords."""
+        return {"refine_from": self.refine_from, "top_k": self.top_k, "points": self.points,
+                "base": self.base_hparams, "factor": self.factor, "pruner": self.pruner}
+
+    @property
+    def sent_by(self) -> str | None:
+        """The flag that sends trials to other processes, if any."""
+        if self.scheduler is not None:
+            return "--scheduler"
+        return "--workers" if self.workers > 1 else None
