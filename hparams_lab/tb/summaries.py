@@ -1,7 +1,7 @@
-"""TensorBoard HParams records: pure proto builders, and one thin class that writes them.
+"""TensorBoard HParams records as pure proto builders; ``tb.writer`` writes them.
 
 Nothing here imports TensorFlow: the protos are tensorboard's own pure-Python
-modules and eventfile.py writes the records.
+modules, and nothing here touches a file.
 
 Where the experiment config lives: TensorBoard honours only one (arbitrary)
 ``_hparams_/experiment`` record under its logdir and, with none, infers hparams and
