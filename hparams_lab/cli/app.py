@@ -16,30 +16,14 @@ import sys
 
 import click
 
+from hparams_lab.cli.errors import Command, fail
 from hparams_lab.cli.review import review
-from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import DEFAULT_METRIC, run_metric
 from hparams_lab.core.trial import TrialStatus
 from hparams_lab.search.registry import NAMES as STRATEGIES
 from hparams_lab.study.config import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
 
 STUDY = "study"
-
-
-def fail(message: str) -> None:
-    """A user's mistake: one line on stderr, exit code 2."""
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(2)
-
-
-class Command(click.Command):
-    """A command whose UserErrors end as one line on stderr, exit code 2."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except UserError as err:
-            fail(str(err))
 
 
 class StudyCommand(Command):

@@ -6,11 +6,13 @@ quick; the readers are imported when the command runs. Never imports TensorFlow.
 
 import click
 
+from hparams_lab.cli.errors import Command
+
 FORMATS = ("table", "csv", "json", "markdown")
 STATUS_CHOICES = ("success", "failure", "running", "unknown", "pruned")  # pruned: bayes --pruner
 
 
-@click.command("review")
+@click.command("review", cls=Command)
 @click.argument("logdirs", nargs=-1, required=True, metavar="LOGDIR [LOGDIR_B]",
                 type=click.Path(exists=True, file_okay=False))
 @click.option("--sort", "sort_by", metavar="METRIC",
@@ -36,17 +38,12 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
 
     Reads any HParams logs (tf.summary, Keras, tensorboardX, PyTorch) without TensorFlow.
     """
-    from hparams_lab.core.errors import UserError
-
     if len(logdirs) > 2:
         raise click.UsageError("review takes one LOGDIR, or two to compare side by side")
     if report:
         _check_plotly()
-    try:
-        text = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
-                    width=None if output else _terminal_width())
-    except UserError as error:
-        raise click.UsageError(str(error)) from None
+    text = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
+                width=None if output else _terminal_width())
     if output:
         with open(output, "w", encoding="utf-8", newline="") as file:
             file.write(text)

@@ -1,0 +1,25 @@
+"""How every command reports a user's mistake: one line on stderr, ``Error: ...``, exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hparams_lab.core.errors import UserError
+
+
+def fail(message: str) -> None:
+    """A user's mistake: one line on stderr, exit code 2."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+class Command(click.Command):
+    """A command whose UserErrors end as one line on stderr, exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            fail(str(err))
