@@ -27,6 +27,16 @@ def test_help_does_not_import_tensorflow():
     assert loaded_heavy_modules(code) == []
 
 
+def test_help_loads_neither_tensorboard_nor_numpy():
+    """--help reads the strategy table; the searches and the store behind it load only when a study runs."""
+    code = (
+        "import sys\nsys.argv = ['run.py', '--help']\n"
+        "from hparams_lab.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
+    )
+    assert loaded_heavy_modules(code, ("tensorboard", "numpy", "sklearn", "optuna")) == []
+
+
 def test_building_trials_and_writing_logs_do_not_import_tensorflow(tmp_path):
     code = f"""
 from hparams_lab.study.run import DEFAULT_SPACE

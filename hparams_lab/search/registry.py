@@ -21,17 +21,16 @@ from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import DEFAULT_METRIC
 from hparams_lab.core.space import Space
 from hparams_lab.core.trial import Trial, TrialResult
-from hparams_lab.search import bayes
 from hparams_lab.search.base import Search
 from hparams_lab.search.grid import grid
-from hparams_lab.search.hyperband import DEFAULT_FACTOR, HyperbandSearch, brackets, capped
 from hparams_lab.search.one_at_a_time import DEFAULT_POINTS as ONE_AT_A_TIME_POINTS
 from hparams_lab.search.one_at_a_time import one_at_a_time, parse_base, resolve_base
 from hparams_lab.search.random import random_search
 from hparams_lab.search.refine import DEFAULT_POINTS as REFINE_POINTS
 from hparams_lab.search.refine import DEFAULT_TOP_K, refine
-from hparams_lab.store import resume
-from hparams_lab.store.experiment import locate_experiment
+
+# hyperband, bayes and the store (tensorboard's protos) load when a plan needs them, so
+# that the CLI, which reads this table for its --strategy choices, starts in a blink.
 
 # An adaptive strategy's search, built for an experiment directory (a resumed
 # experiment's search takes what earlier runs left there into account) and the
@@ -171,6 +170,9 @@ def _fixed_plan(request: Request) -> Plan:
 
 
 def _refine_plan(request: Request) -> Plan:
+    from hparams_lab.store import resume
+    from hparams_lab.store.experiment import locate_experiment
+
     source = request.options.get("refine_from")
     if source is None:
         raise UserError("--strategy refine needs --from EXPERIMENT: the experiment whose best trials to refine")
@@ -200,13 +202,15 @@ def _one_at_a_time_plan(request: Request) -> Plan:
 
 
 def _hyperband_plan(request: Request) -> Plan:
+    from hparams_lab.search.hyperband import DEFAULT_FACTOR, HyperbandSearch, brackets, capped
+
     factor = _or(request.options.get("factor"), DEFAULT_FACTOR)
     if not isinstance(factor, int) or factor < 2:
         raise UserError(f"--factor must be a whole number >= 2, got {factor!r}")
     space, seed, metric = request.chosen_space, request.seed, request.metric
     plan = capped(brackets(request.epochs, factor, only_first=request.name == "successive-halving"), request.trials)
 
-    def search(experiment_dir: Path, slots: int) -> HyperbandSearch:
+    def search(experiment_dir: Path, slots: int) -> Search:
         return HyperbandSearch(space, plan, seed=seed, metric=metric, experiment_dir=experiment_dir,
                                asynchronous=slots > 1)
 
@@ -215,13 +219,15 @@ def _hyperband_plan(request: Request) -> Plan:
 
 
 def _bayes_plan(request: Request) -> Plan:
+    from hparams_lab.search import bayes
+
     bayes.require_optuna()  # before anything is written
     pruner = request.options.get("pruner")
     if pruner is not None and pruner not in bayes.PRUNERS:
         raise UserError(f"--pruner {pruner!r}: choose one of {', '.join(bayes.PRUNERS)}")
     space, seed, metric, trials = request.chosen_space, request.seed, request.metric, request.trials
 
-    def search(experiment_dir: Path, slots: int) -> bayes.BayesSearch:
+    def search(experiment_dir: Path, slots: int) -> Search:
         return bayes.BayesSearch(space, seed=seed, trials=trials, metric=metric, experiment_dir=experiment_dir,
                                  slots=slots, pruner=pruner)
 
