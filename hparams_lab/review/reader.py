@@ -13,11 +13,11 @@ the text when they print it (review_output.py, report.py).
 import json
 import math
 import os
-import re
 import struct
 from dataclasses import dataclass, field
 
 from hparams_lab.core.errors import UserError
+from hparams_lab.core.metrics import higher_is_better
 from hparams_lab.review.tfrecord import read_record_files
 
 # The constants of tensorboard.plugins.hparams.metadata, whose import costs
@@ -37,7 +37,6 @@ TRIAL_FILE = "trial.json"
 _TENSOR_SCALARS = {1: ("<f", "float_val"), 2: ("<d", "double_val"), 3: ("<i", "int_val"),
                    9: ("<q", "int64_val"), 19: ("<e", "half_val")}
 _NOT_SCALARS = {"hparams", "histograms", "images", "audio", "text", "pr_curves", "graph_keras_model"}
-_LOWER_IS_BETTER = re.compile(r"loss|error|err\b|mse|mae|perplexity", re.IGNORECASE)
 
 
 class Series:
@@ -374,10 +373,10 @@ def _declared_metric(experiment_files, rows, warnings):
 
 
 def maximizes(key, maximize=(), minimize=()):
-    """Whether higher is better for a metric key: flags first, then the tag's name."""
+    """Whether higher is better for a metric key: flags first, then the tag's name (core.metrics' rule)."""
     tag = key.rsplit("/", 1)[-1]
     if key in maximize or tag in maximize:
         return True
     if key in minimize or tag in minimize:
         return False
-    return not _LOWER_IS_BETTER.search(tag)
+    return higher_is_better(tag)
