@@ -1,8 +1,8 @@
-"""core.metrics: the one rule for which way a metric is better."""
+"""core.metrics: the one rule for which way a metric is better, and the direction experiment.json records."""
 
 import pytest
 
-from hparams_lab.core.metrics import higher_is_better
+from hparams_lab.core.metrics import Metric, higher_is_better
 
 
 @pytest.mark.parametrize("name", [
@@ -21,3 +21,8 @@ def test_loss_and_error_like_metrics_are_lower_is_better(name):
 def test_everything_else_is_higher_is_better(name):
     assert higher_is_better(name)
 
+
+def test_metric_json_records_its_direction():
+    assert Metric("best_val_accuracy").to_json() == {"tag": "best_val_accuracy", "group": "", "direction": "max"}
+    assert Metric("epoch_loss", "validation").to_json() == {"tag": "epoch_loss", "group": "validation",
+                                                            "direction": "min"}

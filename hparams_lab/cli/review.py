@@ -24,7 +24,8 @@ STATUS_CHOICES = ("success", "failure", "running", "unknown", "pruned")  # prune
               help="Keep runs with this status (repeatable).")
 @click.option("--maximize", multiple=True, metavar="TAG", help="Higher is better for this metric.")
 @click.option("--minimize", multiple=True, metavar="TAG",
-              help="Lower is better for this metric. Default: lower for tags naming a loss or error.")
+              help="Lower is better for this metric. Default: the direction experiment.json records, "
+                   "else lower for tags naming a loss or error.")
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False), metavar="FILE", help="Write there instead of stdout.")
 @click.option("--summary/--no-summary", default=True, show_default=True,
@@ -60,14 +61,16 @@ def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_form
 
     from hparams_lab.review import query, reader
 
-    maximizes = partial(reader.maximizes, maximize=maximize, minimize=minimize)
     sides = []
     for logdir in logdirs:
         logs = reader.load(logdir)
         for warning in logs.warnings:
             click.echo(f"warning: {warning}", err=True)
         sides.append((logdir, logs))
-    ranking = _common_ranking([logs for _, logs in sides], sort_by, maximize, minimize)
+    # One direction per metric for both sides of `review A B`; the first LOGDIR's record wins.
+    recorded = {key: higher for _, logs in reversed(sides) for key, higher in logs.directions.items()}
+    maximizes = partial(reader.maximizes, maximize=maximize, minimize=minimize, recorded=recorded)
+    ranking = _common_ranking([logs for _, logs in sides], sort_by, maximizes)
     # Filters pick the runs; --top only cuts what is listed, so summaries and charts see them all.
     selected = [(name, logs, query.select(logs, where, statuses, ranking)) for name, logs in sides]
     if len(selected) == 2:
@@ -106,12 +109,12 @@ def _compare(selected, ranking, maximizes, output_format, width):
     return output.render(views.compare_table(selected, ranking), output_format, width)
 
 
-def _common_ranking(all_logs, sort_by, maximize, minimize):
+def _common_ranking(all_logs, sort_by, maximizes):
     """The ranking metric; with two experiments, one that both logged."""
     from hparams_lab.core.errors import UserError
     from hparams_lab.review.query import ranking
 
-    rankings = [ranking(logs, sort_by, maximize, minimize) for logs in all_logs]
+    rankings = [ranking(logs, sort_by, maximizes) for logs in all_logs]
     for candidate in rankings:
         if candidate and all(candidate.key in logs.metric_keys for logs in all_logs):
             return candidate
@@ -120,7 +123,7 @@ def _common_ranking(all_logs, sort_by, maximize, minimize):
     shared = [key for key in all_logs[0].metric_keys if all(key in logs.metric_keys for logs in all_logs)]
     if not shared:
         raise UserError("review A B: the two experiments share no metric; name one with --sort")
-    return ranking(all_logs[0], shared[0], maximize, minimize)
+    return ranking(all_logs[0], shared[0], maximizes)
 
 
 def _check_plotly():

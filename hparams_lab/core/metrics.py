@@ -19,6 +19,7 @@ BASE_METRICS = ("accuracy", "loss")  # compiled into every model by training.py
 DEFAULT_METRIC = "best_val_accuracy"
 # Loss- and error-like tags are minimised; everything else is maximised.
 _LOWER_IS_BETTER = re.compile(r"loss|error|err\b|mse|mae|perplexity", re.IGNORECASE)
+DIRECTIONS = {"max": True, "min": False}  # experiment.json's "direction" -> higher is better
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,13 @@ class Metric:
     def key(self) -> str:
         return f"{self.group}/{self.tag}" if self.group else self.tag
 
+    @property
+    def direction(self) -> str:
+        return "max" if higher_is_better(self.tag) else "min"
+
     def to_json(self) -> dict:
-        return {"tag": self.tag, "group": self.group}
+        # The direction is recorded so that review reads it instead of guessing from the name.
+        return {"tag": self.tag, "group": self.group, "direction": self.direction}
 
 
 def higher_is_better(name: str) -> bool:

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 
 from hparams_lab.core.errors import UserError
-from hparams_lab.review.reader import ROW_STATUSES, maximizes
+from hparams_lab.review.reader import ROW_STATUSES
 
 # Longest first, so that '>=' is not read as '>' followed by '=...'.
 _CONDITION = re.compile(r"^\s*(?P<name>[^<>=!]+?)\s*(?P<op><=|>=|!=|==|=|<|>)\s*(?P<text>.*?)\s*$", re.S)
@@ -103,16 +103,17 @@ def resolve_metric(name, metric_keys, option, hparam_names=()):
     raise UserError(f"{option}: {name!r} {reason}; metrics: {', '.join(metric_keys)}{hparams}")
 
 
-def ranking(logs, sort=None, maximize=(), minimize=()):
+def ranking(logs, sort, maximizes):
     """--sort METRIC, else the experiment's declared ranking metric, else the first metric.
 
+    maximizes: metric key -> whether higher is better (reader.maximizes with the flags).
     None when the sessions logged no scalars at all (then rows stay in run order).
     """
     if not logs.metric_keys and not sort:
         return None
     key = resolve_metric(sort, logs.metric_keys, "--sort") if sort else \
         logs.declared_metric or logs.metric_keys[0]
-    return Ranking(key, maximizes(key, maximize, minimize))
+    return Ranking(key, maximizes(key))
 
 
 def select(logs, where=(), statuses=(), ranking_=None):

@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass, field
 
 from hparams_lab.core.errors import UserError
-from hparams_lab.core.metrics import higher_is_better
+from hparams_lab.core.metrics import DIRECTIONS, higher_is_better
 from hparams_lab.review.tfrecord import read_record_files
 
 # The constants of tensorboard.plugins.hparams.metadata, whose import costs
@@ -96,6 +96,7 @@ class Logs:
     hparam_names: list  # declared order first, then the rest sorted
     metric_keys: list
     declared_metric: str | None  # the experiment's ranking metric, if it names one
+    directions: dict = field(default_factory=dict)  # metric key -> higher is better, as experiment.json records
 
 
 def load(logdir):
@@ -111,8 +112,9 @@ def load(logdir):
     if not rows:
         raise UserError(f"review: no HParams sessions under {logdir} ({len(runs)} run(s) read, "
                         "none with a session_start record: log hparams with hp.hparams(...))")
-    declared = _declared_metric(tree.experiment_files, rows, warnings)
-    return Logs(rows, warnings, *_columns(rows, runs), declared)
+    records = [_read_json(os.path.join(directory, EXPERIMENT_FILE), warnings)
+               for directory in sorted(tree.experiment_files)]
+    return Logs(rows, warnings, *_columns(rows, runs), _declared_metric(records, rows), _directions(records))
 
 
 @dataclass(frozen=True)
@@ -362,21 +364,43 @@ def _metric_key(group, tag):
     return f"{group}/{tag}" if group else tag
 
 
-def _declared_metric(experiment_files, rows, warnings):
+def _declared_metric(records, rows):
     """The ranking metric an experiment.json names ("metric"), if any row has it."""
     keys = {key for row in rows for key in row.series}
-    for directory in sorted(experiment_files):
-        metric = _read_json(os.path.join(directory, EXPERIMENT_FILE), warnings).get("metric")
+    for record in records:
+        metric = record.get("metric")
         if isinstance(metric, str) and metric in keys:
             return metric
     return None
 
 
-def maximizes(key, maximize=(), minimize=()):
-    """Whether higher is better for a metric key: flags first, then the tag's name (core.metrics' rule)."""
+def _directions(records):
+    """{metric key: higher is better} from the "direction" of experiment.json's "metrics" entries.
+
+    hparams_lab records one per metric; older files and other tools' have none (the name rule
+    decides then). The first experiment.json to name a key wins, as for the ranking metric.
+    """
+    directions = {}
+    for record in records:
+        metrics = record.get("metrics")
+        for metric in metrics if isinstance(metrics, list) else ():
+            if not isinstance(metric, dict):
+                continue
+            tag, group, direction = metric.get("tag"), metric.get("group", ""), metric.get("direction")
+            if isinstance(tag, str) and isinstance(group, str) and isinstance(direction, str) \
+                    and direction in DIRECTIONS:
+                directions.setdefault(_metric_key(group, tag), DIRECTIONS[direction])
+    return directions
+
+
+def maximizes(key, maximize=(), minimize=(), recorded=None):
+    """Whether higher is better for a metric key: flags first, then the direction experiment.json
+    records for it (recorded: Logs.directions), then the tag's name (core.metrics' rule)."""
     tag = key.rsplit("/", 1)[-1]
     if key in maximize or tag in maximize:
         return True
     if key in minimize or tag in minimize:
         return False
+    if recorded and key in recorded:
+        return recorded[key]
     return higher_is_better(tag)
