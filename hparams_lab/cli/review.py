@@ -1,13 +1,16 @@
 """`review`: rank, filter, export and report archived TensorBoard HParams logs.
 
-Only click is imported at module level, so that the main CLI's --help stays
-quick; the readers are imported when the command runs. Never imports TensorFlow.
+Only click and the status enum (stdlib only) are imported at module level, so that
+the main CLI's --help stays quick; the readers are imported when the command runs.
+Never imports TensorFlow.
 """
 
 import click
 
+from hparams_lab.core.trial import TrialStatus
+
 FORMATS = ("table", "csv", "json", "markdown")
-STATUS_CHOICES = ("success", "failure", "running", "unknown", "pruned")  # pruned: bayes --pruner
+STATUS_CHOICES = tuple(status.lower() for status in TrialStatus)  # pruned: bayes --pruner
 
 
 @click.command("review")

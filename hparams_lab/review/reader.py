@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import DIRECTIONS, higher_is_better
+from hparams_lab.core.trial import TrialStatus
 from hparams_lab.review.tfrecord import read_record_files
 
 # The constants of tensorboard.plugins.hparams.metadata, whose import costs
@@ -26,10 +27,6 @@ HPARAMS_PREFIX = "_hparams_/"
 EXPERIMENT_TAG = "_hparams_/experiment"
 SESSION_START_TAG = "_hparams_/session_start_info"
 SESSION_END_TAG = "_hparams_/session_end_info"
-STATUSES = ("UNKNOWN", "SUCCESS", "FAILURE", "RUNNING")  # tensorboard.hparams.Status, by number
-# hparams_lab's own status, from trial.json: a pruned trial's session ends as SUCCESS.
-PRUNED = "PRUNED"
-ROW_STATUSES = (*STATUSES, PRUNED)
 EXPERIMENT_FILE = "experiment.json"
 TRIAL_FILE = "trial.json"
 
@@ -67,7 +64,7 @@ class RunData:
     """What one run directory's event files say."""
 
     hparams: dict | None = None  # from session_start_info; None if not a session
-    status: str | None = None  # from session_end_info
+    status: TrialStatus | None = None  # from session_end_info
     experiment: object = None  # tensorboard.hparams.Experiment, when the run holds a config
     scalars: dict = field(default_factory=dict)  # tag -> Series
     plugins: dict = field(default_factory=dict)  # tag -> plugin name, from its first metadata
@@ -80,7 +77,7 @@ class Row:
     experiment: str
     run: str
     trial_id: str | None
-    status: str
+    status: TrialStatus
     hparams: dict
     series: dict  # metric key -> Series
 
@@ -236,8 +233,7 @@ def _read_hparams_record(value, run):
     if tag == SESSION_START_TAG and data.HasField("session_start_info"):
         run.hparams = {name: _hparam_value(v) for name, v in data.session_start_info.hparams.items()}
     elif tag == SESSION_END_TAG and data.HasField("session_end_info"):
-        status = data.session_end_info.status
-        run.status = STATUSES[status] if 0 <= status < len(STATUSES) else "UNKNOWN"
+        run.status = TrialStatus.from_tensorboard(data.session_end_info.status)
     elif tag == EXPERIMENT_TAG and data.HasField("experiment"):
         run.experiment = data.experiment
     return None  # not a scalar
@@ -283,11 +279,20 @@ def build_rows(logdir, runs, tree, warnings):
 
 def _row(logdir, directory, run, series, experiment_dir, trial):
     trial_id = trial.get("id")
-    recorded = str(trial.get("status") or "UNKNOWN").upper()
-    status = recorded if recorded == PRUNED and run.status in (None, "SUCCESS") else run.status or recorded
     return Row(experiment=_experiment_name(logdir, experiment_dir), run=_relative(directory, logdir) or ".",
                trial_id=None if trial_id is None else str(trial_id),
-               status=status if status in ROW_STATUSES else "UNKNOWN", hparams=run.hparams, series=series)
+               status=_row_status(run.status, trial.get("status")), hparams=run.hparams, series=series)
+
+
+def _row_status(session_status, recorded):
+    """The session's end status; trial.json's where the session has none, or PRUNED where
+    TensorBoard was told SUCCESS (it has no PRUNED). UNKNOWN for text that is no status."""
+    recorded = str(recorded or TrialStatus.UNKNOWN).upper()
+    if recorded == TrialStatus.PRUNED and session_status in (None, TrialStatus.SUCCESS):
+        return TrialStatus.PRUNED
+    if session_status is not None:
+        return session_status
+    return TrialStatus(recorded) if recorded in tuple(TrialStatus) else TrialStatus.UNKNOWN
 
 
 def _nearest(directory, candidates, logdir, include_self):
