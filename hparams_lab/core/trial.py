@@ -28,7 +28,7 @@ class TrialStatus(enum.StrEnum):
         return self in (TrialStatus.SUCCESS, TrialStatus.FAILURE, TrialStatus.PRUNED)
 
     @classmethod
-    def from_tensorboard(cls, number: int) -> "TrialStatus":
+    def from_tensorboard(cls, number: int) -> TrialStatus:
         """A session_end_info status number; UNKNOWN for one TensorBoard does not define."""
         return TENSORBOARD_STATUSES[number] if 0 <= number < len(TENSORBOARD_STATUSES) else cls.UNKNOWN
 
