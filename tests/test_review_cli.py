@@ -47,6 +47,31 @@ def test_sort_by_a_loss_is_lowest_first_and_flags_override(study):
     assert listed_runs(flipped.output) == ["beta/u1", "alpha/t1", "alpha/t2", "alpha/t3"]
 
 
+def write_recorded_directions(root):
+    """An experiment whose experiment.json says lower is better for 'foo' and 'validation/epoch_score',
+    names the rule would call higher-is-better. foo: r1 0.3, r2 0.1, r3 0.2; epoch_score rises by 0.1."""
+    experiment = root / "exp"
+    experiment.mkdir()
+    metrics = [{"tag": "foo", "group": "", "direction": "min"},
+               {"tag": "epoch_score", "group": "validation", "direction": "min"}]
+    (experiment / "experiment.json").write_text(json.dumps({"metric": "foo", "metrics": metrics}))
+    for run, foo, score in (("r1", 0.3, 0.5), ("r2", 0.1, 0.7), ("r3", 0.2, 0.6)):
+        samples.write_session(experiment / run, {"units": 8}, [("foo", 1, foo)], end_status="SUCCESS")
+        samples.logs.write_events(experiment / run / "validation",
+                                  [samples.logs.summary_event([samples.logs.scalar_value("epoch_score", value)],
+                                                              step=step) for step, value in ((0, score), (1, score + 0.1))])
+    return root
+
+
+def test_directions_recorded_in_experiment_json_rank_before_the_name_rule(tmp_path):
+    root = write_recorded_directions(tmp_path)
+    assert listed_runs(invoke(root).output) == ["exp/r2", "exp/r3", "exp/r1"]
+    assert listed_runs(invoke(root, "--sort", "validation/epoch_score").output) == ["exp/r1", "exp/r3", "exp/r2"]
+    assert listed_runs(invoke(root, "--maximize", "foo").output) == ["exp/r1", "exp/r3", "exp/r2"]  # flags win
+    runs = {run["run"]: run for run in json.loads(invoke(root, "--format", "json").output)}
+    assert runs["exp/r1"]["best"]["validation/epoch_score"] == {"value": 0.5, "step": 0}
+
+
 def test_sort_by_an_ambiguous_or_unknown_tag_is_a_usage_error(study):
     ambiguous = invoke(study, "--sort", "epoch_loss")
     assert ambiguous.exit_code == 2

@@ -1,5 +1,6 @@
 """review.load on logs in the runner's layout and on hand-made oddities (no TensorFlow needed)."""
 
+import json
 import shutil
 
 import pytest
@@ -135,3 +136,17 @@ def test_maximize_and_minimize_by_tag_name_and_by_flags():
     assert not review.maximizes("mean_squared_error")
     assert review.maximizes("val_loss", maximize=("val_loss",))
     assert not review.maximizes("validation/auc", minimize=("auc",))
+
+
+def test_directions_come_from_experiment_json_and_old_or_odd_entries_are_ignored(tmp_path):
+    metrics = [{"tag": "foo", "group": "", "direction": "min"},
+               {"tag": "epoch_bar", "group": "validation", "direction": "max"},
+               {"tag": "epoch_loss", "group": "validation"},  # before directions were recorded
+               "best_val_accuracy", {"tag": "baz", "direction": ["min"]}, {"tag": 3, "direction": "min"}]
+    (tmp_path / "experiment.json").write_text(json.dumps({"metrics": metrics}))
+    samples.write_session(tmp_path / "run", {"x": 1}, [("foo", 1, 0.5)], end_status="SUCCESS")
+    recorded = review.load(tmp_path).directions
+    assert recorded == {"foo": False, "validation/epoch_bar": True}
+    assert not review.maximizes("foo", recorded=recorded)
+    assert not review.maximizes("validation/epoch_loss", recorded=recorded)  # the name rule
+    assert review.maximizes("foo", maximize=("foo",), recorded=recorded)  # flags first

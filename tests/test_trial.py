@@ -1,3 +1,7 @@
+import json
+
+from tensorboard.plugins.hparams import api_pb2
+
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 
 
@@ -29,3 +33,15 @@ def test_result_json_roundtrip():
 def test_status_finished():
     assert TrialStatus.SUCCESS.is_finished() and TrialStatus.FAILURE.is_finished()
     assert not TrialStatus.RUNNING.is_finished() and not TrialStatus.UNKNOWN.is_finished()
+
+
+def test_status_reads_as_its_name_in_text_and_json():
+    assert str(TrialStatus.SUCCESS) == "SUCCESS" and f"{TrialStatus.PRUNED}" == "PRUNED"
+    assert f"{TrialStatus.FAILURE:>8}" == " FAILURE"
+    assert TrialStatus.RUNNING == "RUNNING" and json.dumps([TrialStatus.UNKNOWN]) == '["UNKNOWN"]'
+
+
+def test_status_numbers_are_tensorboards():
+    for status in ("UNKNOWN", "SUCCESS", "FAILURE", "RUNNING"):
+        assert TrialStatus.from_tensorboard(api_pb2.Status.Value(f"STATUS_{status}")) is TrialStatus(status)
+    assert TrialStatus.from_tensorboard(99) is TrialStatus.from_tensorboard(-1) is TrialStatus.UNKNOWN

@@ -1,8 +1,11 @@
-"""What a study prints: live progress on a terminal, plain lines when piped, a leaderboard."""
+"""What a study prints: live progress on a terminal, plain lines when piped, a leaderboard.
+
+Numbers go through review's formatter (review.output.human) and the leaderboard through
+its text renderer, so a study and `review` print numbers and tables alike.
+"""
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from typing import Any, Mapping, Sequence, TextIO
@@ -10,15 +13,15 @@ from typing import Any, Mapping, Sequence, TextIO
 from hparams_lab.core.groups import by_group
 from hparams_lab.core.metrics import monitored, std_of
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
+from hparams_lab.review.output import Table, human, to_text
 from hparams_lab.search.one_at_a_time import Effect
+
+# Significant digits of the study's numbers: random search rounds real hparams to 4, so they show whole.
+DIGITS = 4
 
 
 def format_value(value: Any) -> str:
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}".rstrip("0").rstrip(".")
-    return str(value)
+    return human(value, DIGITS)
 
 
 def format_hparams(hparams: Mapping[str, Any]) -> str:
@@ -95,23 +98,20 @@ def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10) -> s
     ]
     names = list(dict.fromkeys(name for r in results for name in r.trial.hparams))
     std = std_of(metric)
-    header = ["rank", "trial", "status", metric + (" ± std" if std else ""), "epochs", "time"] + names
-    table = [header]
+    headers = ["rank", "trial", "status", metric + (" ± std" if std else ""), "epochs", "time"] + names
+    cells = []
     for rank, (result, label, status, epochs, seconds) in enumerate(rows[:top], start=1):
         value = result.metrics.get(metric)
-        shown = "" if value is None else format_value(value)
         if std and value is not None:
-            shown += f" ± {format_value(result.metrics.get(std, float('nan')))}"
-        table.append(
-            [str(rank) if status is TrialStatus.SUCCESS else "-", label, status.value, shown, str(epochs),
-             f"{seconds:.1f}s"]
-            + [format_value(result.trial.hparams.get(name, "")) for name in names]
-        )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+            value = f"{format_value(value)} ± {format_value(result.metrics.get(std, float('nan')))}"
+        cells.append([str(rank) if status is TrialStatus.SUCCESS else "-", label, status, value, epochs,
+                      f"{seconds:.1f}s"] + [result.trial.hparams.get(name) for name in names])
+    # Every column and every cell whole (the study's record of what ran, often piped to a log),
+    # and no rule under the headers, as the study has always printed it.
+    text = to_text(Table(headers, cells), digits=DIGITS, max_cell=None, rule=False).rstrip("\n")
     if len(rows) > top:
-        lines.append(f"... and {len(rows) - top} more")
-    return "\n".join(lines)
+        text += f"\n... and {len(rows) - top} more"
+    return text
 
 
 def _group_rows(results: Sequence[TrialResult]) -> list[tuple]:

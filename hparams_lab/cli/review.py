@@ -1,15 +1,17 @@
 """`review`: rank, filter, export and report archived TensorBoard HParams logs.
 
-Only click is imported at module level, so that the main CLI's --help stays
-quick; the readers are imported when the command runs. Never imports TensorFlow.
+Only click and the status enum (stdlib only) are imported at module level, so that
+the main CLI's --help stays quick; the readers are imported when the command runs.
+Never imports TensorFlow.
 """
 
 import click
 
 from hparams_lab.cli.errors import Command
+from hparams_lab.core.trial import TrialStatus
 
 FORMATS = ("table", "csv", "json", "markdown")
-STATUS_CHOICES = ("success", "failure", "running", "unknown", "pruned")  # pruned: bayes --pruner
+STATUS_CHOICES = tuple(status.lower() for status in TrialStatus)  # pruned: bayes --pruner
 
 
 @click.command("review", cls=Command)
@@ -26,7 +28,8 @@ STATUS_CHOICES = ("success", "failure", "running", "unknown", "pruned")  # prune
               help="Keep runs with this status (repeatable).")
 @click.option("--maximize", multiple=True, metavar="TAG", help="Higher is better for this metric.")
 @click.option("--minimize", multiple=True, metavar="TAG",
-              help="Lower is better for this metric. Default: lower for tags naming a loss or error.")
+              help="Lower is better for this metric. Default: the direction experiment.json records, "
+                   "else lower for tags naming a loss or error.")
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False), metavar="FILE", help="Write there instead of stdout.")
 @click.option("--summary/--no-summary", default=True, show_default=True,
@@ -57,14 +60,16 @@ def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_form
 
     from hparams_lab.review import query, reader
 
-    maximizes = partial(reader.maximizes, maximize=maximize, minimize=minimize)
     sides = []
     for logdir in logdirs:
         logs = reader.load(logdir)
         for warning in logs.warnings:
             click.echo(f"warning: {warning}", err=True)
         sides.append((logdir, logs))
-    ranking = _common_ranking([logs for _, logs in sides], sort_by, maximize, minimize)
+    # One direction per metric for both sides of `review A B`; the first LOGDIR's record wins.
+    recorded = {key: higher for _, logs in reversed(sides) for key, higher in logs.directions.items()}
+    maximizes = partial(reader.maximizes, maximize=maximize, minimize=minimize, recorded=recorded)
+    ranking = _common_ranking([logs for _, logs in sides], sort_by, maximizes)
     # Filters pick the runs; --top only cuts what is listed, so summaries and charts see them all.
     selected = [(name, logs, query.select(logs, where, statuses, ranking)) for name, logs in sides]
     if len(selected) == 2:
@@ -103,12 +108,12 @@ def _compare(selected, ranking, maximizes, output_format, width):
     return output.render(views.compare_table(selected, ranking), output_format, width)
 
 
-def _common_ranking(all_logs, sort_by, maximize, minimize):
+def _common_ranking(all_logs, sort_by, maximizes):
     """The ranking metric; with two experiments, one that both logged."""
     from hparams_lab.core.errors import UserError
     from hparams_lab.review.query import ranking
 
-    rankings = [ranking(logs, sort_by, maximize, minimize) for logs in all_logs]
+    rankings = [ranking(logs, sort_by, maximizes) for logs in all_logs]
     for candidate in rankings:
         if candidate and all(candidate.key in logs.metric_keys for logs in all_logs):
             return candidate
@@ -117,7 +122,7 @@ def _common_ranking(all_logs, sort_by, maximize, minimize):
     shared = [key for key in all_logs[0].metric_keys if all(key in logs.metric_keys for logs in all_logs)]
     if not shared:
         raise UserError("review A B: the two experiments share no metric; name one with --sort")
-    return ranking(all_logs[0], shared[0], maximize, minimize)
+    return ranking(all_logs[0], shared[0], maximizes)
 
 
 def _check_plotly():

@@ -8,6 +8,7 @@ explicit ``best_*`` and ``final_*`` scalars are written at the trial's run root 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -16,6 +17,9 @@ from hparams_lab.core.trial import TrialResult, TrialStatus
 TRAIN, VALIDATION = "train", "validation"
 BASE_METRICS = ("accuracy", "loss")  # compiled into every model by training.py
 DEFAULT_METRIC = "best_val_accuracy"
+# Loss- and error-like tags are minimised; everything else is maximised.
+_LOWER_IS_BETTER = re.compile(r"loss|error|err\b|mse|mae|perplexity", re.IGNORECASE)
+DIRECTIONS = {"max": True, "min": False}  # experiment.json's "direction" -> higher is better
 
 
 @dataclass(frozen=True)
@@ -29,14 +33,19 @@ class Metric:
     def key(self) -> str:
         return f"{self.group}/{self.tag}" if self.group else self.tag
 
+    @property
+    def direction(self) -> str:
+        return "max" if higher_is_better(self.tag) else "min"
+
     def to_json(self) -> dict:
-        return {"tag": self.tag, "group": self.group}
+        # The direction is recorded so that review reads it instead of guessing from the name.
+        return {"tag": self.tag, "group": self.group, "direction": self.direction}
 
 
 def higher_is_better(name: str) -> bool:
-    """Loss- and error-like metrics are minimised; everything else is maximised."""
-    lowered = name.lower()
-    return not any(word in lowered for word in ("loss", "error", "mse", "mae"))
+    """The one rule for which way a metric is better, by its tag (the part after the last '/'):
+    lower for loss, error, err at a word's end, mse, mae, perplexity (any case); higher otherwise."""
+    return not _LOWER_IS_BETTER.search(name.rsplit("/", 1)[-1])
 
 
 def summary_names(has_test: bool) -> list[str]:

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 
-class TrialStatus(enum.Enum):
-    """The statuses TensorBoard's HParams plugin knows (api_pb2.Status without STATUS_), and PRUNED."""
+class TrialStatus(enum.StrEnum):
+    """The statuses TensorBoard's HParams plugin knows (api_pb2.Status without STATUS_), and PRUNED.
+
+    A StrEnum: members equal their names as text, so JSON, f-strings and review's rows read "SUCCESS".
+    """
 
     UNKNOWN = "UNKNOWN"
     SUCCESS = "SUCCESS"
@@ -23,6 +26,15 @@ class TrialStatus(enum.Enum):
 
     def is_finished(self) -> bool:
         return self in (TrialStatus.SUCCESS, TrialStatus.FAILURE, TrialStatus.PRUNED)
+
+    @classmethod
+    def from_tensorboard(cls, number: int) -> TrialStatus:
+        """A session_end_info status number; UNKNOWN for one TensorBoard does not define."""
+        return TENSORBOARD_STATUSES[number] if 0 <= number < len(TENSORBOARD_STATUSES) else cls.UNKNOWN
+
+
+# tensorboard.hparams api_pb2.Status by number: STATUS_UNKNOWN = 0 ... STATUS_RUNNING = 3.
+TENSORBOARD_STATUSES = (TrialStatus.UNKNOWN, TrialStatus.SUCCESS, TrialStatus.FAILURE, TrialStatus.RUNNING)
 
 
 def _digest(payload: object) -> str:

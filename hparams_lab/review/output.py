@@ -1,4 +1,5 @@
-"""Review's tables as text, markdown, CSV and JSON, with every logged string escaped.
+"""Review's tables as text, markdown, CSV and JSON, with every logged string escaped;
+the study's leaderboard is rendered by the same to_text and human.
 
 Hparam names and values, run paths and tags come from logs that get shared, so
 they are untrusted: control characters never reach a terminal, markdown
@@ -15,6 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+DIGITS = 5  # significant digits of a number in review's tables
 _MAX_CELL = 32  # characters of one text-table cell before it is cut with '…'
 _FORMULA_STARTS = ("=", "+", "-", "@")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
@@ -38,8 +40,8 @@ def _escape_char(char):
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
-def human(value, digits=5):
-    """A cell as people read it: short numbers, '' for missing."""
+def human(value, digits=DIGITS):
+    """A cell as people read it: numbers to `digits` significant digits, '' for missing."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -49,10 +51,13 @@ def human(value, digits=5):
     return visible(value)
 
 
-def to_text(table, width=None):
-    """An aligned plain-text table; columns that do not fit in width are left out and named."""
-    cells = [[_cut(human(cell)) for cell in row] for row in table.rows]
-    headers = [_cut(visible(header)) for header in table.headers]
+def to_text(table, width=None, *, digits=DIGITS, max_cell=_MAX_CELL, rule=True):
+    """An aligned plain-text table; columns that do not fit in width are left out and named.
+
+    Cells longer than max_cell are cut (None: never); rule draws a line under the headers.
+    """
+    cells = [[_cut(human(cell, digits), max_cell) for cell in row] for row in table.rows]
+    headers = [_cut(visible(header), max_cell) for header in table.headers]
     widths = [max([len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)]
     shown = _columns_that_fit(widths, width)
     numeric = [all(_is_number(row[i]) for row in table.rows) for i in range(len(headers))]
@@ -62,7 +67,10 @@ def to_text(table, width=None):
         return "  ".join(parts).rstrip()
 
     lines = [visible(table.title)] if table.title else []
-    lines += [line(headers), "  ".join("-" * widths[i] for i in shown)] + [line(row) for row in cells]
+    lines.append(line(headers))
+    if rule:
+        lines.append("  ".join("-" * widths[i] for i in shown))
+    lines += [line(row) for row in cells]
     hidden = [headers[i] for i in range(len(headers)) if i not in shown]
     if hidden:
         lines.append(f"({len(hidden)} more column(s) not shown: {', '.join(hidden)}; "
@@ -70,8 +78,8 @@ def to_text(table, width=None):
     return "\n".join(lines) + "\n"
 
 
-def _cut(text):
-    return text if len(text) <= _MAX_CELL else text[:_MAX_CELL - 1] + "…"
+def _cut(text, limit):
+    return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _columns_that_fit(widths, width):

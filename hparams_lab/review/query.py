@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 
 from hparams_lab.core.errors import UserError
-from hparams_lab.review.reader import ROW_STATUSES, maximizes
+from hparams_lab.core.trial import TrialStatus
 
 # Longest first, so that '>=' is not read as '>' followed by '=...'.
 _CONDITION = re.compile(r"^\s*(?P<name>[^<>=!]+?)\s*(?P<op><=|>=|!=|==|=|<|>)\s*(?P<text>.*?)\s*$", re.S)
@@ -103,26 +103,33 @@ def resolve_metric(name, metric_keys, option, hparam_names=()):
     raise UserError(f"{option}: {name!r} {reason}; metrics: {', '.join(metric_keys)}{hparams}")
 
 
-def ranking(logs, sort=None, maximize=(), minimize=()):
+def ranking(logs, sort, maximizes):
     """--sort METRIC, else the experiment's declared ranking metric, else the first metric.
 
+    maximizes: metric key -> whether higher is better (reader.maximizes with the flags).
     None when the sessions logged no scalars at all (then rows stay in run order).
     """
     if not logs.metric_keys and not sort:
         return None
     key = resolve_metric(sort, logs.metric_keys, "--sort") if sort else \
         logs.declared_metric or logs.metric_keys[0]
-    return Ranking(key, maximizes(key, maximize, minimize))
+    return Ranking(key, maximizes(key))
 
 
 def select(logs, where=(), statuses=(), ranking_=None):
     """Rows passing every --where and --status, best first when ranked."""
     conditions = [parse_condition(expression, logs) for expression in where]
-    wanted = {status.upper() for status in statuses}
-    unknown = wanted - set(ROW_STATUSES)
-    if unknown:
-        raise UserError(f"--status {', '.join(sorted(unknown))}: not a status; "
-                        f"choose from {', '.join(s.lower() for s in ROW_STATUSES)}")
+    wanted = _statuses(statuses)
     rows = [row for row in logs.rows
             if (not wanted or row.status in wanted) and all(c.holds(row) for c in conditions)]
     return ranking_.sort(rows) if ranking_ else rows
+
+
+def _statuses(names):
+    """--status names (any case) as TrialStatus members; UserError for a name that is none."""
+    wanted = {name.upper() for name in names}
+    unknown = wanted - {status.value for status in TrialStatus}
+    if unknown:
+        raise UserError(f"--status {', '.join(sorted(unknown))}: not a status; "
+                        f"choose from {', '.join(status.lower() for status in TrialStatus)}")
+    return {TrialStatus(name) for name in wanted}

@@ -13,11 +13,12 @@ the text when they print it (review_output.py, report.py).
 import json
 import math
 import os
-import re
 import struct
 from dataclasses import dataclass, field
 
 from hparams_lab.core.errors import UserError
+from hparams_lab.core.metrics import DIRECTIONS, higher_is_better
+from hparams_lab.core.trial import TrialStatus
 from hparams_lab.review.tfrecord import read_record_files
 
 # The constants of tensorboard.plugins.hparams.metadata, whose import costs
@@ -26,10 +27,6 @@ HPARAMS_PREFIX = "_hparams_/"
 EXPERIMENT_TAG = "_hparams_/experiment"
 SESSION_START_TAG = "_hparams_/session_start_info"
 SESSION_END_TAG = "_hparams_/session_end_info"
-STATUSES = ("UNKNOWN", "SUCCESS", "FAILURE", "RUNNING")  # tensorboard.hparams.Status, by number
-# hparams_lab's own status, from trial.json: a pruned trial's session ends as SUCCESS.
-PRUNED = "PRUNED"
-ROW_STATUSES = (*STATUSES, PRUNED)
 EXPERIMENT_FILE = "experiment.json"
 TRIAL_FILE = "trial.json"
 
@@ -37,7 +34,6 @@ TRIAL_FILE = "trial.json"
 _TENSOR_SCALARS = {1: ("<f", "float_val"), 2: ("<d", "double_val"), 3: ("<i", "int_val"),
                    9: ("<q", "int64_val"), 19: ("<e", "half_val")}
 _NOT_SCALARS = {"hparams", "histograms", "images", "audio", "text", "pr_curves", "graph_keras_model"}
-_LOWER_IS_BETTER = re.compile(r"loss|error|err\b|mse|mae|perplexity", re.IGNORECASE)
 
 
 class Series:
@@ -68,7 +64,7 @@ class RunData:
     """What one run directory's event files say."""
 
     hparams: dict | None = None  # from session_start_info; None if not a session
-    status: str | None = None  # from session_end_info
+    status: TrialStatus | None = None  # from session_end_info
     experiment: object = None  # tensorboard.hparams.Experiment, when the run holds a config
     scalars: dict = field(default_factory=dict)  # tag -> Series
     plugins: dict = field(default_factory=dict)  # tag -> plugin name, from its first metadata
@@ -81,7 +77,7 @@ class Row:
     experiment: str
     run: str
     trial_id: str | None
-    status: str
+    status: TrialStatus
     hparams: dict
     series: dict  # metric key -> Series
 
@@ -97,6 +93,7 @@ class Logs:
     hparam_names: list  # declared order first, then the rest sorted
     metric_keys: list
     declared_metric: str | None  # the experiment's ranking metric, if it names one
+    directions: dict = field(default_factory=dict)  # metric key -> higher is better, as experiment.json records
 
 
 def load(logdir):
@@ -112,8 +109,9 @@ def load(logdir):
     if not rows:
         raise UserError(f"review: no HParams sessions under {logdir} ({len(runs)} run(s) read, "
                         "none with a session_start record: log hparams with hp.hparams(...))")
-    declared = _declared_metric(tree.experiment_files, rows, warnings)
-    return Logs(rows, warnings, *_columns(rows, runs), declared)
+    records = [_read_json(os.path.join(directory, EXPERIMENT_FILE), warnings)
+               for directory in sorted(tree.experiment_files)]
+    return Logs(rows, warnings, *_columns(rows, runs), _declared_metric(records, rows), _directions(records))
 
 
 @dataclass(frozen=True)
@@ -235,8 +233,7 @@ def _read_hparams_record(value, run):
     if tag == SESSION_START_TAG and data.HasField("session_start_info"):
         run.hparams = {name: _hparam_value(v) for name, v in data.session_start_info.hparams.items()}
     elif tag == SESSION_END_TAG and data.HasField("session_end_info"):
-        status = data.session_end_info.status
-        run.status = STATUSES[status] if 0 <= status < len(STATUSES) else "UNKNOWN"
+        run.status = TrialStatus.from_tensorboard(data.session_end_info.status)
     elif tag == EXPERIMENT_TAG and data.HasField("experiment"):
         run.experiment = data.experiment
     return None  # not a scalar
@@ -282,11 +279,20 @@ def build_rows(logdir, runs, tree, warnings):
 
 def _row(logdir, directory, run, series, experiment_dir, trial):
     trial_id = trial.get("id")
-    recorded = str(trial.get("status") or "UNKNOWN").upper()
-    status = recorded if recorded == PRUNED and run.status in (None, "SUCCESS") else run.status or recorded
     return Row(experiment=_experiment_name(logdir, experiment_dir), run=_relative(directory, logdir) or ".",
                trial_id=None if trial_id is None else str(trial_id),
-               status=status if status in ROW_STATUSES else "UNKNOWN", hparams=run.hparams, series=series)
+               status=_row_status(run.status, trial.get("status")), hparams=run.hparams, series=series)
+
+
+def _row_status(session_status, recorded):
+    """The session's end status; trial.json's where the session has none, or PRUNED where
+    TensorBoard was told SUCCESS (it has no PRUNED). UNKNOWN for text that is no status."""
+    recorded = str(recorded or TrialStatus.UNKNOWN).upper()
+    if recorded == TrialStatus.PRUNED and session_status in (None, TrialStatus.SUCCESS):
+        return TrialStatus.PRUNED
+    if session_status is not None:
+        return session_status
+    return TrialStatus(recorded) if recorded in tuple(TrialStatus) else TrialStatus.UNKNOWN
 
 
 def _nearest(directory, candidates, logdir, include_self):
@@ -363,21 +369,43 @@ def _metric_key(group, tag):
     return f"{group}/{tag}" if group else tag
 
 
-def _declared_metric(experiment_files, rows, warnings):
+def _declared_metric(records, rows):
     """The ranking metric an experiment.json names ("metric"), if any row has it."""
     keys = {key for row in rows for key in row.series}
-    for directory in sorted(experiment_files):
-        metric = _read_json(os.path.join(directory, EXPERIMENT_FILE), warnings).get("metric")
+    for record in records:
+        metric = record.get("metric")
         if isinstance(metric, str) and metric in keys:
             return metric
     return None
 
 
-def maximizes(key, maximize=(), minimize=()):
-    """Whether higher is better for a metric key: flags first, then the tag's name."""
+def _directions(records):
+    """{metric key: higher is better} from the "direction" of experiment.json's "metrics" entries.
+
+    hparams_lab records one per metric; older files and other tools' have none (the name rule
+    decides then). The first experiment.json to name a key wins, as for the ranking metric.
+    """
+    directions = {}
+    for record in records:
+        metrics = record.get("metrics")
+        for metric in metrics if isinstance(metrics, list) else ():
+            if not isinstance(metric, dict):
+                continue
+            tag, group, direction = metric.get("tag"), metric.get("group", ""), metric.get("direction")
+            if isinstance(tag, str) and isinstance(group, str) and isinstance(direction, str) \
+                    and direction in DIRECTIONS:
+                directions.setdefault(_metric_key(group, tag), DIRECTIONS[direction])
+    return directions
+
+
+def maximizes(key, maximize=(), minimize=(), recorded=None):
+    """Whether higher is better for a metric key: flags first, then the direction experiment.json
+    records for it (recorded: Logs.directions), then the tag's name (core.metrics' rule)."""
     tag = key.rsplit("/", 1)[-1]
     if key in maximize or tag in maximize:
         return True
     if key in minimize or tag in minimize:
         return False
-    return not _LOWER_IS_BETTER.search(tag)
+    if recorded and key in recorded:
+        return recorded[key]
+    return higher_is_better(tag)

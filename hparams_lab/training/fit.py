@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from hparams_lab.core.contract import EpochCallback
-from hparams_lab.core.metrics import monitored
+from hparams_lab.core.metrics import higher_is_better, monitored
 from hparams_lab.core.trial import Trial
 from hparams_lab.training.data import Dataset, cv_fold
 from hparams_lab.training.models import ModelSpec, build_model, build_optimizer
@@ -253,11 +253,10 @@ def _custom_gradients_released():
 def _callbacks(keras: Any, settings: TrainSettings, on_epoch: EpochCallback | None) -> list:
     callbacks = [_epoch_watch(keras, on_epoch)]
     if settings.patience is not None:
-        mode = "min" if "loss" in settings.monitor else "max"
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=settings.monitor,
-                mode=mode,
+                mode="max" if higher_is_better(settings.monitor) else "min",
                 patience=settings.patience,
                 restore_best_weights=True,
             )
