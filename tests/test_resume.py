@@ -1,4 +1,5 @@
-"""Resume, extend, overwrite, repeats and cross-validation, with real (tiny) Keras fits."""
+"""Resume, extend, overwrite, repeats and cross-validation: whole studies, trained by the fake
+(tests/fakes.py; the bookkeeping is what is tested here, not Keras)."""
 
 from __future__ import annotations
 
@@ -11,20 +12,18 @@ from hparams_lab import Discrete, HParam, Space, run_study
 from hparams_lab.core.errors import UserError
 from hparams_lab.execution.events import SilentReporter
 
-pytestmark = pytest.mark.slow
-
 SPACE = Space([HParam("units", Discrete([8, 16, 32]))])
 BROKEN: set[int] = set()
 
 
-def sometimes_broken(hparams, input_shape, n_classes):
-    import keras
+def sometimes_broken(trial):
+    """Training a trial of these units raises today."""
+    return trial.hparams["units"] in BROKEN
 
-    if hparams["units"] in BROKEN:
-        raise RuntimeError(f"units={hparams['units']} is broken today")
-    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
-                             keras.layers.Dense(hparams["units"], activation="relu"),
-                             keras.layers.Dense(n_classes, activation="softmax")])
+
+@pytest.fixture(autouse=True)
+def fake(fake_train):
+    return fake_train.configure(fail_on=sometimes_broken)
 
 
 class Notes(SilentReporter):
@@ -36,7 +35,7 @@ class Notes(SilentReporter):
 
 
 def study(tmp_path, **options):
-    defaults = dict(model=sometimes_broken, strategy="grid", epochs=1, logdir=tmp_path, experiment="exp")
+    defaults = dict(strategy="grid", epochs=1, logdir=tmp_path, experiment="exp")
     return run_study(SPACE, **{**defaults, **options})
 
 
@@ -124,3 +123,4 @@ def test_repeats_and_cv_together_are_refused(tmp_path):
     with pytest.raises(UserError, match="choose --repeats or --cv, not both"):
         study(tmp_path, repeats=2, cv=3)
     assert not tmp_path.joinpath("exp").exists()
+
