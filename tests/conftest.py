@@ -9,3 +9,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture
 def runner():
     return CliRunner()
+
+
+@pytest.fixture
+def fake_train(monkeypatch):
+    """Studies this test runs in this process (run_study, the CLI, rerun; not --workers or
+    --scheduler) train with tests.fakes.FakeTrain, and Keras is never imported for them.
+
+    Returns the tests.fakes.FakeTrainer: ``fake_train.configure(fail_on=..., ...)`` sets
+    FakeTrain's options for the studies that follow; ``fake_train.calls`` records every
+    (trial id, start, stop) trained, ``fake_train.made`` the trainer's arguments per study.
+    """
+    from hparams_lab.training import fit
+    from tests.fakes import FakeTrainer
+
+    fake = FakeTrainer()
+    monkeypatch.setattr(fit, "trainer", fake)
+    monkeypatch.setattr(fit, "import_keras", lambda: None)
+    return fake

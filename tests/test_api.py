@@ -1,4 +1,5 @@
-"""The README's Python example, run as written."""
+"""The README's Python example, run as written: its model is built for each trial (so Keras
+loads, and the test is slow), the fake (tests/fakes.py) stands in for fitting it."""
 
 import re
 from pathlib import Path
@@ -16,7 +17,8 @@ def readme_example() -> str:
 
 
 @pytest.mark.slow
-def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys, fake_train):
+    fake_train.configure(build=True)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(readme_example(), "README.md", "exec"), namespace)
@@ -29,3 +31,4 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
         [".lock", "experiment.json"] + [r.trial.id for r in study.results]
     )
     assert "best:" in capsys.readouterr().out
+    assert [made.model_spec.builder.__name__ for made in fake_train.made] == ["build"]  # the README's model

@@ -7,7 +7,6 @@ import math
 import statistics
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -33,6 +32,7 @@ from hparams_lab.core.metrics import ranked  # noqa: E402
 from hparams_lab.execution.loop import drive  # noqa: E402
 from hparams_lab.core.space import check_value  # noqa: E402
 from hparams_lab.core.trial import TrialStatus  # noqa: E402
+from tests.fakes import FakeTrain  # noqa: E402
 
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
@@ -62,25 +62,10 @@ def curve(trial, epoch: int) -> float:
     return (0.1 if bad(trial) else quality(trial.hparams)) * (1 - 0.5 ** (epoch + 1))
 
 
-def fake_train(calls: list, *, interrupt_at: int | None = None, with_bad: bool = False):
-    """A learning curve towards quality(), or ``with_bad`` a bad one for bad() trials;
-    stops when on_epoch asks; KeyboardInterrupt on call ``interrupt_at``."""
-
-    def train(trial, on_epoch, **segment):
-        if interrupt_at is not None and len(calls) == interrupt_at:
-            raise KeyboardInterrupt
-        calls.append(trial.id)
-        history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-        for epoch in range(EPOCHS):
-            acc = curve(trial, epoch) if with_bad else quality(trial.hparams) * (1 - 0.5 ** (epoch + 1))
-            logs = {"loss": 1 - acc, "accuracy": acc, "val_loss": 1 - acc, "val_accuracy": acc}
-            for name, value in logs.items():
-                history[name].append(value)
-            if on_epoch(epoch, logs):
-                break
-        return SimpleNamespace(history=history, test=None, epochs=len(history["loss"]))
-
-    return train
+def fake(*, with_bad: bool = False, **options) -> FakeTrain:
+    """EPOCHS of a learning curve towards quality(), or ``with_bad`` a bad one for bad() trials."""
+    accuracy = curve if with_bad else lambda trial, epoch: quality(trial.hparams) * (1 - 0.5 ** (epoch + 1))
+    return FakeTrain(accuracy, epochs=EPOCHS, **options)
 
 
 def search(experiment_dir: Path, *, trials: int = 8, seed: int = 0, space: Space = SPACE, **options) -> BayesSearch:
@@ -88,9 +73,10 @@ def search(experiment_dir: Path, *, trials: int = 8, seed: int = 0, space: Space
     return BayesSearch(space, seed=seed, trials=trials, metric=METRIC, experiment_dir=experiment_dir, **options)
 
 
-def run_fake(experiment_dir: Path, calls: list | None = None, *, with_bad: bool = False, **options) -> BayesSearch:
+def run_fake(experiment_dir: Path, train: FakeTrain | None = None, *, with_bad: bool = False,
+             **options) -> BayesSearch:
     found = search(experiment_dir, **options)
-    drive(found, InlineBackend(fake_train([] if calls is None else calls, with_bad=with_bad)), experiment_dir)
+    drive(found, InlineBackend(train or fake(with_bad=with_bad)), experiment_dir)
     return found
 
 
@@ -192,19 +178,16 @@ def test_a_loss_metric_is_minimised(tmp_path):
 def test_a_small_space_runs_each_point_once(tmp_path):
     space = Space([HParam("learning_rate", Discrete([1e-3, 3e-3, 1e-2])), HParam("units", Discrete([16])),
                    HParam("dropout", Discrete([0.0]))])
-    calls: list = []
-    found = run_fake(tmp_path, calls, space=space, trials=10)
+    train = fake()
+    found = run_fake(tmp_path, train, space=space, trials=10)
     assert found.total == 3
-    assert len(calls) == 3 and len(set(calls)) == 3
+    assert len(train.trial_ids) == 3 and len(set(train.trial_ids)) == 3
     assert sorted(r.trial.hparams["learning_rate"] for r in found.results.values()) == [1e-3, 3e-3, 1e-2]
 
 
 def test_failed_trials_are_told_as_failures(tmp_path):
-    def broken(trial, on_epoch, **segment):
-        raise RuntimeError("model exploded")
-
     found = search(tmp_path, trials=3)
-    drive(found, InlineBackend(broken), tmp_path)
+    drive(found, InlineBackend(fake(fail_on=lambda trial: True)), tmp_path)
     assert [r.status for r in found.results.values()] == [TrialStatus.FAILURE] * 3
     assert [t.state for t in journal_trials(tmp_path)] == [TrialState.FAIL] * 3
 
@@ -218,8 +201,8 @@ def test_several_workers_get_several_trials_at_once(tmp_path):
 
 # -- pruning ---------------------------------------------------------------------------
 def test_median_pruner_stops_bad_trials_early(tmp_path):
-    calls: list = []
-    found = run_fake(tmp_path, calls, trials=12, pruner="median", with_bad=True)
+    train = fake(with_bad=True)
+    found = run_fake(tmp_path, train, trials=12, pruner="median")
     results = in_order(found)
     pruned = [r for r in results if r.status is TrialStatus.PRUNED]
     # MedianPruner waits for 5 finished trials; then the bad ones stop after their first epoch.
@@ -236,7 +219,7 @@ def test_median_pruner_stops_bad_trials_early(tmp_path):
     for result in results:
         if result.status is TrialStatus.SUCCESS:
             assert told[result.trial.id].intermediate_values[EPOCHS - 1] == pytest.approx(result.metrics[METRIC])
-    assert len(calls) == 12
+    assert len(train.calls) == 12
 
 
 def test_a_pruned_trial_is_success_in_tensorboard_and_pruned_in_review(tmp_path):
@@ -270,16 +253,16 @@ def test_a_resumed_study_keeps_its_finished_trials(tmp_path):
     uninterrupted = in_order(run_fake(tmp_path / "whole", trials=8))
 
     experiment = tmp_path / "cut"
-    first_calls: list = []
+    first = fake(interrupt_at=5)
     with pytest.raises(KeyboardInterrupt):
-        drive(search(experiment, trials=8), InlineBackend(fake_train(first_calls, interrupt_at=5)), experiment)
-    assert len(first_calls) == 5
+        drive(search(experiment, trials=8), InlineBackend(first), experiment)
+    assert len(first.calls) == 5
     assert [t.state for t in journal_trials(experiment)][-1] is TrialState.RUNNING
 
-    calls: list = []
-    resumed = run_fake(experiment, calls, trials=8)
+    train = fake()
+    resumed = run_fake(experiment, train, trials=8)
     assert resumed.total == 3  # progress lines count what this run trains
-    assert calls == [r.trial.id for r in uninterrupted[5:]]  # the cut-off trial and the rest, nothing twice
+    assert train.trial_ids == [r.trial.id for r in uninterrupted[5:]]  # the cut-off trial and the rest, nothing twice
     results = in_order(resumed)
     assert [r.trial.hparams for r in results] == [r.trial.hparams for r in uninterrupted]
     assert [r.metrics for r in results] == [r.metrics for r in uninterrupted]
@@ -289,9 +272,9 @@ def test_a_resumed_study_keeps_its_finished_trials(tmp_path):
 
 def test_more_trials_on_resume_go_on_from_the_finished_ones(tmp_path):
     run_fake(tmp_path, trials=4)
-    calls: list = []
-    found = run_fake(tmp_path, calls, trials=6)
-    assert len(calls) == 2 and len(found.results) == 6
+    train = fake()
+    found = run_fake(tmp_path, train, trials=6)
+    assert len(train.calls) == 2 and len(found.results) == 6
     assert [r.trial.index for r in in_order(found)] == list(range(6))
     assert found.study.user_attrs["startup_trials"] == startup_trials(4)  # fixed when the study started
 
@@ -304,10 +287,10 @@ def test_a_trial_finished_but_not_told_is_told_on_resume(tmp_path):
     from hparams_lab.execution.attempt import run_task
     from hparams_lab.execution.loop import placed
 
-    run_task(task.trial, fake_train([]), placed(task, tmp_path).run_dir, SilentReporter())
-    calls: list = []
-    resumed = run_fake(tmp_path, calls, trials=3)
-    assert task.trial.id not in calls and len(calls) == 2
+    run_task(task.trial, fake(), placed(task, tmp_path).run_dir, SilentReporter())
+    train = fake()
+    resumed = run_fake(tmp_path, train, trials=3)
+    assert task.trial.id not in train.trial_ids and len(train.calls) == 2
     assert [t.state for t in journal_trials(tmp_path)] == [TrialState.COMPLETE] * 3
     assert resumed.results[task.trial.id].status is TrialStatus.SUCCESS
 
@@ -341,9 +324,8 @@ def test_bad_bayes_flags(tmp_path, runner, args, message):
     assert not (tmp_path / "logs").exists()
 
 
-# -- real Keras fits -------------------------------------------------------------------
-@pytest.mark.slow
-def test_a_tiny_real_study_resumes_without_retraining(tmp_path):
+# -- whole studies ----------------------------------------------------------------------
+def test_a_tiny_study_resumes_without_retraining(tmp_path, fake_train):
     options = dict(strategy="bayes", epochs=2, pruner="median", logdir=tmp_path, experiment="tpe")
     first = run_study(trials=2, **options)
     assert [r.status for r in first.results] == [TrialStatus.SUCCESS] * 2
@@ -362,6 +344,10 @@ def test_a_tiny_real_study_resumes_without_retraining(tmp_path):
         {r.trial.id: r.run_dir for r in first.results}
     assert len(list((tmp_path / "tpe").glob("*/trial.json"))) == 3  # one new trial, nothing retrained
     assert more.best is not None
+    assert len(fake_train.calls) == 3  # nothing trained twice
+
+
+# -- real Keras fits -------------------------------------------------------------------
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from hparams_lab.execution.loop import INTERRUPTED, WORKER_DIED, WorkerDied
 from hparams_lab.search.base import Task
 from hparams_lab.training.fit import TrainSettings
 from hparams_lab.core.trial import Trial, TrialStatus
+from tests.fakes import FakeTrain
 from tests.test_workers import KILLER  # a model that SIGKILLs its process for units=13
 
 
@@ -87,18 +88,16 @@ def test_a_killed_worker_costs_only_its_trial(cluster, tmp_path):
 
 # -- a task run again, on a worker (no cluster needed) ------------------------------------
 
-def fake_train(trial, on_epoch, **segment):
-    fake_train.calls += 1
-    on_epoch(0, {"accuracy": 0.5, "loss": 1.0, "val_accuracy": 0.5, "val_loss": 1.0})
-    return SimpleNamespace(history={"val_accuracy": [0.5], "val_loss": [1.0]}, test=None, epochs=1)
+@pytest.fixture
+def train():
+    return FakeTrain(epochs=1)
 
 
 @pytest.fixture
-def worker(tmp_path, monkeypatch):
-    """A job whose train function is ``fake_train``, and a task of an existing experiment."""
+def worker(tmp_path, monkeypatch, train):
+    """A job whose train function is the ``train`` fake, and a task of an existing experiment."""
     job = executor.WorkerJob("digits", 0, "mlp", TrainSettings(), None)
-    monkeypatch.setitem(executor._trainers, job, fake_train)
-    fake_train.calls = 0
+    monkeypatch.setitem(executor._trainers, job, train)
     experiment = tmp_path / "exp"
     experiment.mkdir()
     (experiment / "experiment.json").write_text("{}")
@@ -117,12 +116,12 @@ def test_a_task_run_again_closes_its_cut_off_attempt_and_takes_a_fresh_one(worke
     assert db.run_on_worker(job, task).run_dir.name == f"{task.trial.id}.3"
 
 
-def test_a_task_run_again_after_it_finished_is_not_trained_again(worker):
+def test_a_task_run_again_after_it_finished_is_not_trained_again(worker, train):
     job, task = worker
     first = db.run_on_worker(job, task)
     again = db.run_on_worker(job, task)
     assert (again.status, again.metrics, again.run_dir) == (first.status, first.metrics, first.run_dir)
-    assert fake_train.calls == 1
+    assert len(train.calls) == 1
 
 
 def test_a_worker_without_the_logdir_says_so(worker):

@@ -1,8 +1,10 @@
 """examples/: every example runs as the README's Examples section writes it, shortened.
 
 The README's commands are the single source of truth: the slow test runs each one
-(with 1 epoch, 2 trials, on digits) and the fast tests check that the README, the
-example files and their header comments name each other, so none of them can rot.
+(with 1 epoch, 2 trials, on digits; each trial's Keras model and optimizer are built
+from the example's hparams, the fake of tests/fakes.py stands in for fitting them) and
+the fast tests check that the README, the example files and their header comments
+name each other, so none of them can rot.
 """
 
 import json
@@ -128,10 +130,11 @@ def trial_records(experiment_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(experiment_dir.glob("*/trial.json"))]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # builds Keras models
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_example_runs(runner, tmp_path, monkeypatch, example):
+def test_example_runs(runner, tmp_path, monkeypatch, example, fake_train):
     """Each README study of the example, with 1 epoch and 2 trials on digits; then its review."""
+    fake_train.configure(build=True)
     monkeypatch.chdir(ROOT)  # the README's commands run from the checkout's root
     logdir = tmp_path / "logs"
     written = {}

@@ -7,7 +7,6 @@ import math
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +16,7 @@ from hparams_lab.search.hyperband import Bracket, HyperbandSearch, brackets, cap
 from hparams_lab.execution.attempt import run_task
 from hparams_lab.execution.loop import drive, placed
 from hparams_lab.core.trial import TrialStatus
+from tests.fakes import FakeTrain
 
 SPACE = Space([HParam("quality", RealInterval(0.1, 0.9)), HParam("units", Discrete([8, 16]))])
 METRIC = "best_val_accuracy"
@@ -27,26 +27,9 @@ def curve(quality: float, epoch: int) -> float:
     return quality * (1 - 0.5 ** (epoch + 1))
 
 
-def fake_train(calls: list, *, interrupt_after: int | None = None):
+def fake(**options) -> FakeTrain:
     """Trains segments of the fake curve; a continued one must find its checkpoint."""
-
-    def train(trial, on_epoch, start=0, stop=None, checkpoint=None):
-        if interrupt_after is not None and len(calls) == interrupt_after:
-            raise KeyboardInterrupt
-        calls.append((trial.id, start, stop))
-        if start > 0:
-            assert checkpoint.read_text() == f"{trial.id}@{start}"
-        history = {"loss": [], "val_loss": [], "accuracy": [], "val_accuracy": []}
-        for epoch in range(start, stop):
-            acc = curve(trial.hparams["quality"], epoch)
-            logs = {"loss": 1 - acc, "val_loss": 1 - acc, "accuracy": acc, "val_accuracy": acc}
-            for name, value in logs.items():
-                history[name].append(value)
-            on_epoch(epoch, logs)
-        checkpoint.write_text(f"{trial.id}@{stop}")
-        return SimpleNamespace(history=history, test=None, epochs=stop - start)
-
-    return train
+    return FakeTrain(lambda trial, epoch: curve(trial.hparams["quality"], epoch), **options)
 
 
 def search_of(tmp_path: Path, plan, **options) -> HyperbandSearch:
@@ -96,10 +79,11 @@ def test_factor_below_two_is_refused(tmp_path):
 # -- decisions -------------------------------------------------------------------------
 
 def test_one_worker_runs_each_rung_whole_and_sends_on_the_best(tmp_path):
-    calls = []
+    train = fake()
     plan = [Bracket((9, 3, 1), (1, 3, 9))]
     search = search_of(tmp_path, plan)
-    drive(search, InlineBackend(fake_train(calls)), tmp_path)
+    drive(search, InlineBackend(train), tmp_path)
+    calls = train.calls
 
     rung0, rung1, rung2 = calls[:9], calls[9:12], calls[12:]
     assert all(start == 0 and stop == 1 for _, start, stop in rung0)
@@ -123,9 +107,9 @@ def test_one_worker_runs_each_rung_whole_and_sends_on_the_best(tmp_path):
 def test_the_same_seed_gives_the_same_study(tmp_path):
     runs = []
     for name in ("a", "b"):
-        calls = []
-        drive(search_of(tmp_path / name, brackets(9, 3)), InlineBackend(fake_train(calls)), tmp_path / name)
-        runs.append(calls)
+        train = fake()
+        drive(search_of(tmp_path / name, brackets(9, 3)), InlineBackend(train), tmp_path / name)
+        runs.append(train.calls)
     assert runs[0] == runs[1]
     other = HyperbandSearch(SPACE, brackets(9, 3), seed=1, metric=METRIC, experiment_dir=tmp_path / "a")
     assert [c.trial.id for c in other.configs] != [tid for tid, start, _ in runs[0] if start == 0]
@@ -134,7 +118,7 @@ def test_the_same_seed_gives_the_same_study(tmp_path):
 def test_two_workers_promote_asynchronously_without_idling(tmp_path):
     """ASHA: a free worker takes a promotion as soon as a rung's top third has one."""
     search = search_of(tmp_path, [Bracket((9, 3, 1), (1, 3, 9))], asynchronous=True)
-    train = fake_train([])
+    train = fake()
     asked, pending = [], []
 
     def refill():
@@ -159,16 +143,11 @@ def test_two_workers_promote_asynchronously_without_idling(tmp_path):
 
 
 def test_a_failed_configuration_is_closed_and_not_sent_on(tmp_path):
-    calls = []
-    inner = fake_train(calls)
-
-    def train(trial, on_epoch, **segment):
-        if trial.hparams["quality"] == max(c.trial.hparams["quality"] for c in search.configs):
-            raise RuntimeError("diverged")
-        return inner(trial, on_epoch, **segment)
-
+    train = fake(fail_on=lambda trial: trial.hparams["quality"] == max(
+        c.trial.hparams["quality"] for c in search.configs))
     search = search_of(tmp_path, [Bracket((3, 1), (1, 3))])
     drive(search, InlineBackend(train), tmp_path)
+    calls = train.calls
     statuses = sorted(r.status.value for r in search.results.values())
     assert statuses == ["FAILURE", "SUCCESS", "SUCCESS"]
     assert len([c for c in calls if c[1] > 0]) == 1  # the best of the two others went on
@@ -178,18 +157,17 @@ def test_a_failed_configuration_is_closed_and_not_sent_on(tmp_path):
 
 def test_a_resumed_study_trains_only_what_was_not_done(tmp_path):
     plan = [Bracket((9, 3, 1), (1, 3, 9))]
-    whole = []
-    drive(search_of(tmp_path / "whole", plan), InlineBackend(fake_train(whole)), tmp_path / "whole")
+    whole = fake()
+    drive(search_of(tmp_path / "whole", plan), InlineBackend(whole), tmp_path / "whole")
 
-    first = []
+    first = fake(interrupt_at=10)
     with pytest.raises(KeyboardInterrupt):  # stopped during the second rung
-        drive(search_of(tmp_path / "cut", plan), InlineBackend(fake_train(first, interrupt_after=10)),
-              tmp_path / "cut")
-    assert len(first) == 10
-    second = []
+        drive(search_of(tmp_path / "cut", plan), InlineBackend(first), tmp_path / "cut")
+    assert len(first.calls) == 10
+    second = fake()
     search = search_of(tmp_path / "cut", plan)
-    drive(search, InlineBackend(fake_train(second)), tmp_path / "cut")
-    assert first + second == whole  # nothing trained twice, and the same decisions
+    drive(search, InlineBackend(second), tmp_path / "cut")
+    assert first.calls + second.calls == whole.calls  # nothing trained twice, and the same decisions
     assert {r["status"] for r in records(tmp_path / "cut").values()} == {"SUCCESS"}
 
 

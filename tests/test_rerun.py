@@ -121,7 +121,7 @@ def test_a_user_model_that_is_no_longer_importable(runner, tmp_path):
     assert_refused(runner, trial_dir, "cannot rerun: model 'no_such_module_xyz:build'", tmp_path)
 
 
-# --- real reruns ------------------------------------------------------------------------
+# --- reruns of whole studies (the fake trains both: rerun's bookkeeping is tested here) ---
 
 
 def rerun_ok(runner, trial_dir):
@@ -130,8 +130,7 @@ def rerun_ok(runner, trial_dir):
     return result.output
 
 
-@pytest.mark.slow
-def test_rerun_retrains_the_trial_into_a_new_run_and_matches(runner, tmp_path):
+def test_rerun_retrains_the_trial_into_a_new_run_and_matches(runner, tmp_path, fake_train):
     study = run_study(trials=1, epochs=2, seed=3, logdir=tmp_path / "logs", experiment="exp")
     original = study.results[0]
     trial_dir = study.experiment_dir / original.trial.id
@@ -157,9 +156,10 @@ def test_rerun_retrains_the_trial_into_a_new_run_and_matches(runner, tmp_path):
     assert "difference: +0.25" in output
     assert "differs" in output and "matches" not in output
     assert (study.experiment_dir / f"{original.trial.id}.rerun-2" / "trial.json").is_file()
+    assert fake_train.trial_ids == [original.trial.id] * 3  # the study's trial, then two reruns of it
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # real Keras: a fresh process must train to the same numbers bit for bit
 def test_rerun_imports_a_user_model_again_in_a_fresh_process(tmp_path, monkeypatch):
     (tmp_path / "rerun_user_model.py").write_text(textwrap.dedent("""
         import keras
@@ -174,7 +174,7 @@ def test_rerun_imports_a_user_model_again_in_a_fresh_process(tmp_path, monkeypat
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     space = Space([HParam("units", Discrete([16, 32]))])
-    study = run_study(space, model="rerun_user_model:build", trials=1, epochs=2,
+    study = run_study(space, model="rerun_user_model:build", trials=1, epochs=1,
                       logdir=tmp_path / "logs", experiment="exp")
     # A new process, as a user reruns days later: the model is found again from the cwd.
     done = subprocess.run(
@@ -198,9 +198,10 @@ def test_the_summary_of_a_recorded_failure(tmp_path):
     assert lines[-1].startswith("differs")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("grouping", [{"repeats": 2}, {"cv": 2}], ids=["repeat", "cv fold"])
-def test_a_group_member_is_rerun_on_its_own_seed_and_fold(runner, tmp_path, grouping):
+def test_a_group_member_is_rerun_on_its_own_seed_and_fold(runner, tmp_path, grouping, fake_train):
+    """The fake's numbers follow the trial's seed and the data of its fold: a rerun on
+    another seed or fold would not match."""
     study = run_study(trials=1, epochs=2, seed=3, logdir=tmp_path / "logs", experiment="exp", **grouping)
     member = study.results[1]  # the second repeat (seed 4) or the second fold
     output = rerun_ok(runner, study.experiment_dir / member.trial.id)

@@ -1,36 +1,22 @@
 """The study loop, driven by fake train functions: no Keras here."""
 
 import json
-import math
-from types import SimpleNamespace
 
 import pytest
 
 from hparams_lab.execution.local import run_trials
 from hparams_lab.core.metrics import ranked
 from hparams_lab.core.trial import Trial, TrialStatus
-
-
-def fake_train(accuracies, *, fail_on=None, nan_at=None):
-    """Replays a fixed validation-accuracy history through the epoch callback."""
-
-    def train(trial, on_epoch):
-        if trial.hparams.get("units") == fail_on:
-            raise RuntimeError("model exploded\nsecond line")
-        history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-        for epoch, acc in enumerate(accuracies[trial.hparams["units"]]):
-            loss = math.nan if epoch == nan_at else 1.0 - acc
-            logs = {"loss": loss, "accuracy": acc, "val_loss": loss, "val_accuracy": acc}
-            for name, value in logs.items():
-                history[name].append(value)
-            on_epoch(epoch, logs)
-        return SimpleNamespace(history=history, test=None, epochs=len(history["loss"]))
-
-    return train
+from tests.fakes import FakeTrain
 
 
 TRIALS = [Trial({"units": u}, seed=0, index=i) for i, u in enumerate((16, 32, 64))]
-ACCURACIES = {16: [0.5, 0.7, 0.6], 32: [0.6, 0.9, 0.8], 64: [0.4, 0.5, 0.55]}
+ACCURACIES = {16: [0.5, 0.7, 0.6], 32: [0.6, 0.9, 0.8], 64: [0.4, 0.5, 0.55]}  # replayed per units
+
+
+def units_32(trial):
+    """The trial that raises."""
+    return trial.hparams["units"] == 32
 
 
 class Recorder:
@@ -48,7 +34,7 @@ class Recorder:
 
 
 def test_success_writes_run_dirs_and_trial_json(tmp_path):
-    results = run_trials(TRIALS, fake_train(ACCURACIES), tmp_path)
+    results = run_trials(TRIALS, FakeTrain(ACCURACIES), tmp_path)
     assert [r.status for r in results] == [TrialStatus.SUCCESS] * 3
     best = results[1]
     assert best.metrics == {
@@ -70,7 +56,7 @@ def test_success_writes_run_dirs_and_trial_json(tmp_path):
 
 
 def test_raising_trial_is_a_failure_and_the_study_goes_on(tmp_path):
-    results = run_trials(TRIALS, fake_train(ACCURACIES, fail_on=32), tmp_path)
+    results = run_trials(TRIALS, FakeTrain(ACCURACIES, fail_on=units_32), tmp_path)
     assert [r.status for r in results] == [TrialStatus.SUCCESS, TrialStatus.FAILURE, TrialStatus.SUCCESS]
     failed = results[1]
     assert failed.error == "RuntimeError: model exploded"
@@ -81,26 +67,26 @@ def test_raising_trial_is_a_failure_and_the_study_goes_on(tmp_path):
 
 
 def test_nan_loss_is_a_failure(tmp_path):
-    results = run_trials(TRIALS[:1], fake_train(ACCURACIES, nan_at=1), tmp_path)
+    results = run_trials(TRIALS[:1], FakeTrain(ACCURACIES, nan_at=1), tmp_path)
     assert results[0].status is TrialStatus.FAILURE
     assert results[0].error == "loss became nan at epoch 2"
 
 
 def test_failures_are_never_ranked_best(tmp_path):
-    results = run_trials(TRIALS, fake_train(ACCURACIES, fail_on=32), tmp_path)
+    results = run_trials(TRIALS, FakeTrain(ACCURACIES, fail_on=units_32), tmp_path)
     order = ranked(results, "best_val_accuracy")
     assert [r.trial.hparams["units"] for r in order] == [16, 64, 32]
     assert [r.trial.hparams["units"] for r in ranked(results, "best_val_loss")] == [16, 64, 32]
 
 
 def test_ranking_by_loss_is_ascending(tmp_path):
-    results = run_trials(TRIALS, fake_train(ACCURACIES), tmp_path)
+    results = run_trials(TRIALS, FakeTrain(ACCURACIES), tmp_path)
     assert [r.trial.hparams["units"] for r in ranked(results, "best_val_loss")] == [32, 16, 64]
 
 
 def test_reporter_sees_every_step(tmp_path):
     recorder = Recorder()
-    run_trials(TRIALS[:2], fake_train(ACCURACIES), tmp_path, recorder)
+    run_trials(TRIALS[:2], FakeTrain(ACCURACIES), tmp_path, recorder)
     first = TRIALS[0].id
     assert recorder.events[:5] == [
         ("start", first, 1, 2),
@@ -113,10 +99,7 @@ def test_reporter_sees_every_step(tmp_path):
 
 
 def test_interrupt_closes_the_trial_as_failure(tmp_path):
-    def interrupted(trial, on_epoch):
-        on_epoch(0, {"loss": 1.0, "val_loss": 1.0})
-        raise KeyboardInterrupt
-
+    interrupted = FakeTrain(ACCURACIES, interrupt_at=0, interrupt_after=1)  # Ctrl-C after its first epoch
     with pytest.raises(KeyboardInterrupt):
         run_trials(TRIALS[:1], interrupted, tmp_path)
     record = json.loads((tmp_path / TRIALS[0].id / "trial.json").read_text())

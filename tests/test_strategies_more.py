@@ -1,4 +1,4 @@
-"""refine and one-at-a-time: pure plans, effects, CLI errors, and one real run of each."""
+"""refine and one-at-a-time: pure plans, effects, CLI errors, and one whole study of each (fake training)."""
 
 from __future__ import annotations
 
@@ -279,7 +279,7 @@ def test_cli_refine_error_leaves_the_earlier_experiment_alone(runner, tmp_path):
     assert sorted(p.relative_to(logdir) for p in logdir.rglob("*")) == before
 
 
-# --- real runs through the CLI: digits, 1 epoch ---
+# --- whole studies through the CLI: digits, 1 epoch, trained by the fake (tests/fakes.py) ---
 
 TINY = """
 [hparams]
@@ -298,8 +298,7 @@ def run(runner, *args):
     return outcome
 
 
-@pytest.mark.slow
-def test_refine_a_random_study(runner, tmp_path):
+def test_refine_a_random_study(runner, tmp_path, fake_train):
     space = tmp_path / "tiny.toml"
     space.write_text(TINY)
     logdir = str(tmp_path / "logs")
@@ -321,8 +320,7 @@ def test_refine_a_random_study(runner, tmp_path):
     assert {h["units"] for h in refined} == {8, 16}
 
 
-@pytest.mark.slow
-def test_one_at_a_time_prints_effects_and_resume_compares_the_base(runner, tmp_path):
+def test_one_at_a_time_prints_effects_and_resume_compares_the_base(runner, tmp_path, fake_train):
     space = tmp_path / "tiny.toml"
     space.write_text(TINY)
     common = ["--logdir", str(tmp_path / "logs"), "--space", str(space), "--strategy", "one-at-a-time",

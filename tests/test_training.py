@@ -65,3 +65,17 @@ def test_a_continued_segment_resumes_weights_and_optimizer_state(tmp_path):
     # Continued from trained weights, epoch 2 starts far better than a fresh model's epoch 1.
     assert rest.history["val_loss"][0] < first.history["val_loss"][0] < fresh.history["val_loss"][0] * 1.01
     assert rest.history["val_accuracy"][-1] > first.history["val_accuracy"][0]
+
+
+def test_an_epochs_hparam_wins_and_max_epochs_caps_it():
+    """What tests/fakes.py assumes of the trainer, and test_examples' --max-epochs runs rely on."""
+    from hparams_lab.core.trial import Trial
+    from hparams_lab.training.data import load_dataset
+    from hparams_lab.training.fit import TrainSettings, train_trial
+    from hparams_lab.training.models import resolve_model
+
+    data, mlp = load_dataset("digits", seed=0), resolve_model("mlp")
+    trial = Trial({"units": 8, "epochs": 2}, seed=0)
+    assert train_trial(trial, data, mlp, TrainSettings(epochs=5)).epochs == 2
+    capped = train_trial(trial, data, mlp, TrainSettings(epochs=5, max_epochs=1))
+    assert capped.epochs == 1 and len(capped.history["val_accuracy"]) == 1
