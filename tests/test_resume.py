@@ -125,8 +125,6 @@ def test_repeats_and_cv_together_are_refused(tmp_path):
     assert not tmp_path.joinpath("exp").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="study.run calls resume.close_cut_off, which is rundirs.close_cut_off since the layout change")
 def test_a_cut_off_attempt_is_closed_and_run_again(tmp_path):
     """A study killed mid-trial leaves an attempt without trial.json (tests/test_faults.py kills real ones)."""
     first = study(tmp_path)
