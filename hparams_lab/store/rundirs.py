@@ -19,7 +19,13 @@ from typing import Any
 
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 from hparams_lab.store.jsonfile import write_json_atomic
-from hparams_lab.tb.summaries import scalars_summary, session_end_summary
+from hparams_lab.tb.summaries import (
+    SESSION_START_TAG,
+    scalars_summary,
+    session_end_summary,
+    session_group,
+    session_start_summary,
+)
 from hparams_lab.tb.writer import RunWriter
 
 TRIAL_FILE = "trial.json"
@@ -156,10 +162,25 @@ def _close(run_dir: Path, status: TrialStatus, record: dict[str, Any], writer: R
 def close_cut_off(run_dir: Path, trial: Trial | None, reason: str = CUT_OFF) -> None:
     """Ends a killed attempt's session as FAILURE and records why."""
     if trial is not None:
-        close(run_dir, TrialResult(trial, TrialStatus.FAILURE, error=reason))
+        with RunWriter(run_dir) as writer:
+            if not _session_started(run_dir):
+                # Killed between creating the directory and starting its session: start
+                # it now, or TensorBoard would not show this FAILURE at all.
+                writer.write(session_start_summary(trial, session_group(run_dir.parent.name, trial)))
+            close(run_dir, TrialResult(trial, TrialStatus.FAILURE, error=reason), writer=writer)
     else:  # not in this plan any more: still close it, with what is known
         record = {"id": trial_id_of(run_dir), "status": TrialStatus.FAILURE.value, "error": reason}
         _close(run_dir, TrialStatus.FAILURE, record, None)
+
+
+def _session_started(run_dir: Path) -> bool:
+    """Whether the attempt's own event files hold its session_start record.
+
+    Protobuf stores a summary's tag verbatim, so its bytes in a file are that record;
+    an attempt's files are small (a killed one's, only a few records).
+    """
+    tag = SESSION_START_TAG.encode()
+    return any(tag in path.read_bytes() for path in run_dir.glob("events.out.tfevents.*"))
 
 
 # -- paused (segmented) trials -------------------------------------------------------------

@@ -118,6 +118,9 @@ def config_summary(experiment: api_pb2.Experiment) -> summary_pb2.Summary:
     return _hparams_summary(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment))
 
 
+SESSION_START_TAG = metadata.SESSION_START_INFO_TAG
+
+
 def session_group(experiment: str, trial: Trial) -> str:
     """TensorBoard's session group: one per hparams set within one experiment.
 
