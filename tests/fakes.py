@@ -5,6 +5,7 @@ trainer does: ``train(trial, on_epoch, start=, stop=, checkpoint=)`` reports eve
 epoch through ``on_epoch`` (and stops when it returns True), returns ``history``,
 ``test`` and ``epochs``, stops at a NaN loss, continues a segment only from the
 checkpoint its previous segment wrote, and writes one at the end of a segment.
+It has no early stopping (--patience): test_training tests that on real fits.
 
 Pass it to run_trials / InlineBackend directly, or use the ``fake_train`` fixture
 (tests/conftest.py), which puts it behind ``hparams_lab.training.fit.trainer`` so
@@ -17,6 +18,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping, NamedTuple
 
 from hparams_lab.core.trial import Trial
@@ -120,8 +122,6 @@ class FakeTrain:
 
     def __call__(self, trial: Trial, on_epoch, *, start: int = 0, stop: int | None = None,
                  checkpoint: Path | None = None):
-        from types import SimpleNamespace
-
         stop = self.epochs_of(trial) if stop is None else stop
         interrupted = self.interrupt_at is not None and len(self.calls) == self.interrupt_at
         if not interrupted:

@@ -110,7 +110,7 @@ def snapshot(root: Path):
 
 
 @pytest.mark.parametrize("args, message, reporter", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input(runner, tmp_path, args, message, reporter):
+def test_bad_input(runner, tmp_path, args, message, reporter, fake_train):
     inputs = tmp_path / "in"
     inputs.mkdir()
     for name, write in INPUTS.items():
@@ -132,3 +132,4 @@ def test_bad_input(runner, tmp_path, args, message, reporter):
     assert lines[0].startswith("Error: ") and message in lines[0], result.output
     assert snapshot(tmp_path) == before  # nothing written: no logdir, inputs untouched
     assert not Path("/proc/hparams_lab_test").exists()
+    assert fake_train.calls == []  # refused before any trial trained (the fake stands in for Keras)

@@ -58,7 +58,7 @@ def test_grid_needs_points(runner, tmp_path):
     assert_user_error(result, logdir, "hparam 'dropout': RealInterval(0.0, 0.5) has no grid")
 
 
-def test_a_directory_that_is_not_an_experiment_is_left_alone(runner, tmp_path):
+def test_a_directory_that_is_not_an_experiment_is_left_alone(runner, tmp_path, fake_train):
     foreign = tmp_path / "logs" / "exp1"
     foreign.mkdir(parents=True)
     (foreign / "notes.txt").write_text("mine")
