@@ -346,6 +346,11 @@ def test_built_mlp_trains_on_cached_read_only_digits():
     from hparams_lab.training.data import load_dataset
 
     ds = load_dataset("digits")
+    # Seeded: with op determinism on (any earlier test in this process may have turned it
+    # on), TensorFlow refuses unseeded random ops.
+    from hparams_lab.training.fit import import_keras
+
+    import_keras().utils.set_random_seed(0)
     model = build_model(resolve_model("mlp"), {"units": 16}, ds.input_shape, ds.n_classes)
     model.compile(optimizer=build_optimizer({"learning_rate": 0.01}),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
