@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 
 from hparams_lab.core.space import HParam, Space, SpaceError
 from hparams_lab.core.trial import Trial
@@ -28,7 +27,3 @@ def _grid_axis(hparam: HParam) -> tuple:
         return hparam.domain.grid_values()
     except SpaceError as err:
         raise SpaceError(f"hparam {hparam.name!r}: {err}") from None
-
-
-def grid_size(space: Space) -> int:
-    return math.prod(len(_grid_axis(h)) for h in space)

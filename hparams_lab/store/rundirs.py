@@ -122,10 +122,10 @@ def _read_record(run_dir: Path) -> dict[str, Any] | None:
 def is_closed(run_dir: Path) -> bool:
     """Whether an attempt's session has ended (its trial.json says SUCCESS, FAILURE or PRUNED)."""
     try:
-        status = json.loads((run_dir / TRIAL_FILE).read_text()).get("status")
-    except (OSError, ValueError):
+        status = Attempt(run_dir, _read_record(run_dir)).status
+    except (OSError, ValueError, AttributeError):  # unreadable, or not a JSON object
         return False
-    return status in [s.value for s in TrialStatus if s.is_finished()]
+    return status is not None and status.is_finished()
 
 
 def read_closed(run_dir: Path, trial: Trial) -> TrialResult:
