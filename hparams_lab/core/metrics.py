@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 from hparams_lab.core.trial import TrialResult, TrialStatus
 
 TRAIN, VALIDATION = "train", "validation"
-BASE_METRICS = ("accuracy", "loss")  # compiled into every model by training.py
+BASE_METRICS = ("accuracy", "loss")  # compiled into every model by training.fit
 DEFAULT_METRIC = "best_val_accuracy"
 # Loss- and error-like tags are minimised; everything else is maximised.
 _LOWER_IS_BETTER = re.compile(r"loss|error|err\b|mse|mae|perplexity", re.IGNORECASE)

@@ -21,7 +21,7 @@ class TrialStatus(enum.StrEnum):
     FAILURE = "FAILURE"
     RUNNING = "RUNNING"
     # Stopped early on purpose by its search (bayes --pruner), with real metrics from the
-    # epochs it trained. TensorBoard has no such status: writer.py tells it SUCCESS.
+    # epochs it trained. TensorBoard has no such status: tb.summaries tells it SUCCESS.
     PRUNED = "PRUNED"
 
     def is_finished(self) -> bool:

@@ -1,6 +1,6 @@
 """``--scheduler ADDRESS``: a study's trials on an existing dask.distributed cluster.
 
-``DaskBackend`` is one more ``scheduler.Backend``: it submits each task to the
+``DaskBackend`` is one more ``execution.loop.Backend``: it submits each task to the
 cluster and hands ``drive`` a ``concurrent.futures`` future, so a cluster study runs
 through the same loop, the same ``run_task`` and writes the same logs as one on
 this machine. Workers write their trials' run directories themselves: the logdir
@@ -10,7 +10,7 @@ A worker process runs one trial at a time, whatever its ``--nthreads`` (Keras
 keeps process-wide state: the random seed, the session that ``clear_session``
 resets), so ``slots`` counts worker processes; ``dask worker ADDRESS --nworkers N
 --nthreads 1`` is the setup to use. A worker builds its train function (Keras, the
-data set) on its first task, through ``executor.worker_train``.
+data set) on its first task, through ``execution.local.worker_train``.
 
 When a worker process dies, dask runs its tasks again on another worker, up to
 the scheduler's ``allowed-failures`` times; a task whose workers all died fails

@@ -1,7 +1,7 @@
 """Backends that run a study's tasks: this process, or N worker processes of this machine.
 
-Each takes ``scheduler.Task``s and returns ``concurrent.futures`` futures, so the
-study loop (``scheduler.drive``) is the same for all of them; a future fails with
+Each takes ``search.base.Task``s and returns ``concurrent.futures`` futures, so the
+study loop (``execution.loop.drive``) is the same for all of them; a future fails with
 ``WorkerDied`` when the process running its task died. Workers are spawned (not
 forked: TensorFlow's runtime does not survive a fork), each with its share of the
 CPU threads, and each loads Keras and the data set once, when it starts. Workers

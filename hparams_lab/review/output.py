@@ -151,7 +151,7 @@ def _finite(data):
 
 
 def render(table, output_format, width=None):
-    """table as text in one of the tabular formats (json is built per view, see review_views)."""
+    """table as text in one of the tabular formats (json is built per view, see review.views)."""
     if output_format == "csv":
         return to_csv(table)
     if output_format == "markdown":

@@ -7,7 +7,7 @@ that are not sessions themselves (group = their relative path, e.g.
 "validation"), just as the HParams dashboard joins them.
 
 Everything read from logs is data: nothing is executed, and callers escape
-the text when they print it (review_output.py, report.py).
+the text when they print it (review.output, review.report).
 """
 
 import json

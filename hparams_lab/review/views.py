@@ -1,5 +1,5 @@
 """What review shows: the leaderboard, the per-hparam summary and the side-by-side comparison,
-as Tables (review_output renders them) or as JSON-ready data."""
+as Tables (review.output renders them) or as JSON-ready data."""
 
 from collections import Counter
 

@@ -27,7 +27,7 @@ class Task:
     run_dir: Path | None = None
     start: int = 0
     stop: int | None = None  # None: train the trial's full epochs and close its session
-    prune: Any = None  # bayes --pruner: a picklable runner.PruneCheck the worker asks after each epoch
+    prune: Any = None  # bayes --pruner: a picklable core.contract.PruneCheck the worker asks after each epoch
 
 
 class Search(Protocol):

@@ -112,7 +112,7 @@ def hparams_of(space: Space, params: Mapping[str, Any]) -> dict[str, Any]:
 # -- pruning, in the process that trains ---------------------------------------------------
 @dataclass(frozen=True)
 class PruneCheck:
-    """A runner.PruneCheck: reports each epoch's value to optuna and asks the pruner.
+    """A core.contract.PruneCheck: reports each epoch's value to optuna and asks the pruner.
 
     Plain values, so it travels to worker processes inside the Task; each process
     opens the experiment's journal once. ``monitor`` is the per-epoch Keras log the

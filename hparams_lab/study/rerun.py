@@ -87,7 +87,7 @@ def plan_rerun(trial_dir: str | Path) -> RerunPlan:
 
 
 def run_rerun(plan: RerunPlan, reporter: Reporter | None = None) -> RerunOutcome:
-    """Trains the planned trial again through the study's own runner and trainer."""
+    """Trains the planned trial again through the study's own attempt (execution.attempt) and trainer."""
     from hparams_lab.training.data import load_dataset
     from hparams_lab.training.fit import TrainSettings, import_keras, trainer  # Keras loads only here
 

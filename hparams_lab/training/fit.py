@@ -131,7 +131,7 @@ def _held_stderr(keep: Callable[[str], bool]):
 
 
 def trainer(data: Dataset, model_spec: ModelSpec, settings: TrainSettings, folds: int | None, seed: int):
-    """The runner's ``train(trial, on_epoch)``; with CV, each trial trains on its own fold."""
+    """The attempt's ``train(trial, on_epoch)`` (core.contract); with CV, each trial trains on its own fold."""
 
     def train(trial: Trial, on_epoch: EpochCallback, **segment: Any) -> TrainOutcome:
         fold_data = data if trial.fold is None else cv_fold(data, trial.fold, folds, seed)
