@@ -26,4 +26,5 @@ def fake_train(monkeypatch):
     fake = FakeTrainer()
     monkeypatch.setattr(fit, "trainer", fake)
     monkeypatch.setattr(fit, "import_keras", lambda: None)
+    monkeypatch.setattr(fit, "logged_metrics", fake.logged_metrics)
     return fake

@@ -121,7 +121,7 @@ class FakeTrain:
         return self.accuracy(trial, epoch)
 
     def __call__(self, trial: Trial, on_epoch, *, start: int = 0, stop: int | None = None,
-                 checkpoint: Path | None = None):
+                 checkpoint: Path | None = None, run_dir: Path | None = None):
         stop = self.epochs_of(trial) if stop is None else stop
         interrupted = self.interrupt_at is not None and len(self.calls) == self.interrupt_at
         if not interrupted:
@@ -173,7 +173,7 @@ class StudyTrain(FakeTrain):
             from hparams_lab.training.models import build_model, build_optimizer
 
             import_keras()  # quietly, as a study does
-            build_model(self.model_spec, dict(trial.hparams), data.input_shape, data.n_classes)
+            build_model(self.model_spec, dict(trial.hparams), data.input_shape, data.n_outputs, data.task)
             build_optimizer(dict(trial.hparams))
         return super().__call__(trial, on_epoch, **segment)
 
@@ -201,6 +201,10 @@ class FakeTrainer:
     @property
     def trial_ids(self) -> list[str]:
         return [call.trial_id for call in self.calls]
+
+    def logged_metrics(self, trial, data, model_spec, settings) -> list[str]:
+        """What a study's first model logs (training.fit.logged_metrics): the fake's history."""
+        return ["accuracy", "loss"]
 
     def __call__(self, data, model_spec, settings, folds, seed):
         self.made.append(Made(data, model_spec, settings, folds, seed))

@@ -28,7 +28,7 @@ def write(tmp_path, name, text):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--metric", "best_val_f1"], "--metric 'best_val_f1': unknown"),
+        (["--metric", "best_val_f1"], "--metric 'best_val_f1': the model does not log it"),
         (["--strategy", "annealing"], "Invalid value for '--strategy'"),
         (["--space", "nowhere.toml"], "does not exist"),
     ],

@@ -48,7 +48,7 @@ from types import SimpleNamespace
 trials = make_trials("grid", DEFAULT_SPACE, seed=0, trials=None)
 check_dataset("digits")
 check_hparams(resolve_model("mlp"), DEFAULT_SPACE.names)
-fake = lambda trial, on_epoch: SimpleNamespace(history={{"val_accuracy": [0.5]}}, test=None, epochs=1)
+fake = lambda trial, on_epoch, **_: SimpleNamespace(history={{"val_accuracy": [0.5]}}, test=None, epochs=1)
 run_trials(trials[:2], fake, __import__("pathlib").Path({str(tmp_path)!r}))
 """
     assert loaded_heavy_modules(code) == []

@@ -108,7 +108,7 @@ def test_study_is_the_default_command(runner, tmp_path):
     implicit, explicit = runner.invoke(main, args), runner.invoke(main, ["study", *args])
     assert implicit.exit_code == explicit.exit_code == 2
     assert implicit.output == explicit.output
-    assert implicit.output.strip().splitlines()[-1].startswith("Error: --metric 'nope': unknown")
+    assert implicit.output.strip().splitlines()[-1].startswith("Error: --metric 'nope': choose best_val_")
 
 
 @pytest.mark.parametrize("command", ["review", "tensorboard", "rerun"])

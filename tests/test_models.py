@@ -331,7 +331,7 @@ def test_user_model_gets_all_hparams_untouched(user_module):
 
 @pytest.mark.slow
 def test_user_model_output_must_match_classes(user_module):
-    with pytest.raises(UserError, match=r"outputs shape \(None, 4\), but the data set has 3 classes"):
+    with pytest.raises(UserError, match=r"outputs shape \(None, 4\), but the data needs 3 output\(s\)"):
         build_model(resolve_model(f"{user_module}:wrong_width"), {}, DIGITS_SHAPE, 3)
 
 

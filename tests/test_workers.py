@@ -50,6 +50,6 @@ def test_a_notebook_function_cannot_go_to_workers(tmp_path):
     def local_model(hparams, input_shape, n_classes):  # not importable by name
         raise AssertionError("never built")
 
-    with pytest.raises(UserError, match="--workers needs a model function importable by name"):
+    with pytest.raises(UserError, match="--workers needs the model as a function importable by name"):
         run_study(model=local_model, workers=2, trials=1, epochs=1, logdir=tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -18,7 +18,7 @@ import click
 
 from hparams_lab.cli.errors import Command, fail
 from hparams_lab.cli.review import review
-from hparams_lab.core.metrics import DEFAULT_METRIC, run_metric
+from hparams_lab.core.metrics import run_metric
 from hparams_lab.core.trial import TrialStatus
 from hparams_lab.search.registry import NAMES as STRATEGIES
 from hparams_lab.study.config import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
@@ -78,10 +78,25 @@ def main() -> None:
 @click.option("--space", "space", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Search space file (.toml or .json) [default: the built-in digits MLP space; "
                    "refine: the earlier experiment's].")
-@click.option("--dataset", default="digits", show_default=True,
-              help="digits, mnist, fashion_mnist, or a path to an .npz with x_train/y_train.")
+@click.option("--data", "--dataset", "data", default="digits", show_default=True,
+              help="digits, iris, wine, breast_cancer (binary), diabetes (regression), mnist, fashion_mnist; "
+                   "an .npz with x_train/y_train; a .csv with --target; or package.module:function "
+                   "returning arrays or tf.data Datasets.")
+@click.option("--target", "targets", multiple=True, metavar="COLUMN",
+              help="CSV: the column to predict; repeat it for several outputs.")
+@click.option("--task", type=click.Choice(["multiclass", "binary", "multilabel", "regression"]), default=None,
+              help="What the labels are [default: inferred from them]; picks the loss, metrics and --metric.")
 @click.option("--model", default="mlp", show_default=True,
-              help="mlp, cnn, or package.module:function(hparams, input_shape, n_classes).")
+              help="mlp, cnn, or package.module:function(hparams, input_shape, n_outputs) returning a "
+                   "keras.Model (a compiled one keeps its loss, metrics and optimizer).")
+@click.option("--loss", default=None, help="A Keras loss name [default: the task's].")
+@click.option("--metrics", default=None, metavar="NAMES",
+              help="Keras metric names, comma-separated, e.g. auc,precision [default: the task's].")
+@click.option("--callbacks", default=None, metavar="MODULE:FUNCTION",
+              help="A function (hparams[, run_dir]) returning Keras callbacks for each trial.")
+@click.option("--fit", default=None, metavar="MODULE:FUNCTION",
+              help="A function (hparams, model, data, callbacks) that trains instead of model.fit; "
+                   "it must pass callbacks on.")
 @click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_EPOCHS, show_default=True,
               help="Epochs per trial (an 'epochs' hparam overrides it).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
@@ -121,15 +136,19 @@ def main() -> None:
               help="bayes: stop trials whose per-epoch validation value falls behind the median of "
                    "finished trials (optuna's MedianPruner) [default: none].")
 @click.option("--metric", default=None,
-              help=f"Metric that ranks trials [default: {DEFAULT_METRIC}; mean_{DEFAULT_METRIC} with "
-                   f"--repeats, cv_mean_{DEFAULT_METRIC} with --cv].")
+              help="Metric that ranks trials, best_val_/final_val_/test_ + a metric the model logs [default: "
+                   "the task's: best_val_accuracy (multiclass), best_val_auc (binary, multilabel), "
+                   "best_val_loss (regression); mean_... with --repeats, cv_mean_... with --cv].")
+@click.option("--direction", type=click.Choice(["max", "min"]), default=None,
+              help="Whether higher or lower --metric is better [default: from its name: losses and errors "
+                   "are minimised, the rest maximised].")
 def study(**options: object) -> None:
     """Run a study (the default command): train one model per trial, log each for TensorBoard."""
     from hparams_lab.cli.console import ConsoleReporter, leaderboard
     from hparams_lab.study.run import StudyConfig, run_study
 
     config = StudyConfig.of(command=shlex.join(sys.argv), **options)
-    reporter = ConsoleReporter(sys.stdout, metric=run_metric(config.metric or DEFAULT_METRIC), epochs=config.epochs,
+    reporter = ConsoleReporter(sys.stdout, metric=config.metric and run_metric(config.metric), epochs=config.epochs,
                                live=sys.stdout.isatty())
     result = run_study(config, reporter=reporter)
     ranked = result.ranked()

@@ -11,7 +11,7 @@ import time
 from typing import Any, Mapping, Sequence, TextIO
 
 from hparams_lab.core.groups import by_group
-from hparams_lab.core.metrics import monitored, std_of
+from hparams_lab.core.metrics import monitored, run_metric, std_of
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 from hparams_lab.review.output import Table, human, to_text
 from hparams_lab.search.one_at_a_time import Effect
@@ -31,13 +31,17 @@ def format_hparams(hparams: Mapping[str, Any]) -> str:
 class ConsoleReporter:
     """One line per finished trial; on a terminal, also a live line per epoch."""
 
-    def __init__(self, stream: TextIO, *, metric: str, epochs: int, live: bool) -> None:
+    def __init__(self, stream: TextIO, *, metric: str | None, epochs: int, live: bool) -> None:
         self.stream = stream
-        self.metric = metric
+        self.metric = metric  # None: the study's, when it starts
         self.epochs = epochs
         self.live = live
         self._started = 0.0
         self._position, self._total = 0, 0
+
+    def study_started(self, metric: str) -> None:
+        if self.metric is None:
+            self.metric = run_metric(metric)
 
     def note(self, message: str) -> None:
         print(message, file=self.stream, flush=True)

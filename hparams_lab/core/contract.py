@@ -1,7 +1,8 @@
 """The train function's contract, between one attempt (execution.attempt) and whatever trains.
 
-``train(trial, on_epoch)`` trains one trial and returns an object with ``history``
-({metric: [per-epoch values]}), ``test`` (metrics or None) and ``epochs``; a
+``train(trial, on_epoch, run_dir=)`` trains one trial and returns an object with
+``history`` ({metric: [per-epoch values]}), ``test`` (metrics or None) and ``epochs``;
+``run_dir`` is the attempt's run directory (a user's callback may want it); a
 hyperband segment is also given ``start=``, ``stop=`` and ``checkpoint=``. The
 Keras trainer (training.fit.trainer) is one; tests pass fakes.
 """
@@ -18,4 +19,4 @@ EpochCallback = Callable[[int, Mapping[str, float]], bool | None]  # True: stop 
 PruneCheck = Callable[[int, Mapping[str, float]], bool]
 
 
-TrainFn = Callable[..., Any]  # train(trial, on_epoch), and for segments start=, stop=, checkpoint=
+TrainFn = Callable[..., Any]  # train(trial, on_epoch, run_dir=), and for segments start=, stop=, checkpoint=

@@ -79,9 +79,10 @@ def run_task(
         outcome, error, details = None, None, None
         try:
             if stop is None:
-                outcome = train(trial, on_epoch)
+                outcome = train(trial, on_epoch, run_dir=run_dir)
             else:
-                outcome = train(trial, on_epoch, start=start, stop=stop, checkpoint=run_dir / CHECKPOINT)
+                outcome = train(trial, on_epoch, start=start, stop=stop, checkpoint=run_dir / CHECKPOINT,
+                                run_dir=run_dir)
         except Exception as err:  # the failure boundary: one trial, not the study
             error, details = one_line(err), traceback.format_exc()
         except BaseException:

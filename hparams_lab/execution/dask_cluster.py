@@ -46,7 +46,6 @@ from hparams_lab.execution.local import WorkerJob, run_in_worker, worker_train
 from hparams_lab.execution.loop import INTERRUPTED, WORKER_DIED, WorkerDied, closed_as_failure, recorded
 from hparams_lab.search.base import Task
 from hparams_lab.store.rundirs import attempt_dir, latest_attempt
-from hparams_lab.training.data import DATASETS
 
 CONNECT_TIMEOUT_S = 5.0
 SLOTS_REFRESH_S = 5.0  # how often ``slots`` asks the scheduler how many workers it has
@@ -158,10 +157,10 @@ def _check_reachable(address: str) -> None:
 
 
 def _portable(job: WorkerJob) -> WorkerJob:
-    """The job with an .npz data set as an absolute path, the same for every worker."""
-    if job.dataset in DATASETS:
-        return job
-    return dataclasses.replace(job, dataset=os.path.abspath(os.path.expanduser(job.dataset)))
+    """The job with a data file (.npz, .csv) as an absolute path, the same for every worker."""
+    if not str(job.data).endswith((".npz", ".csv")):
+        return job  # a data set name, or a module:function every worker imports
+    return dataclasses.replace(job, data=os.path.abspath(os.path.expanduser(job.data)))
 
 
 def _killed(task: Task, error: Exception) -> TrialResult:

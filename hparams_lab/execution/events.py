@@ -1,4 +1,5 @@
-"""What a study tells its reporter: a note, a trial started, an epoch ended, a trial finished.
+"""What a study tells its reporter: the metric it ranks by, a note, a trial started, an epoch
+ended, a trial finished.
 
 The console (cli.console) prints them; tests record them; workers stay silent.
 """
@@ -11,6 +12,7 @@ from hparams_lab.core.trial import Trial, TrialResult
 
 
 class Reporter(Protocol):
+    def study_started(self, metric: str) -> None: ...  # once the data has decided the default metric
     def note(self, message: str) -> None: ...
     def trial_started(self, trial: Trial, position: int, total: int) -> None: ...
     def epoch_ended(self, trial: Trial, epoch: int, logs: Mapping[str, float]) -> None: ...
@@ -18,6 +20,9 @@ class Reporter(Protocol):
 
 
 class SilentReporter:
+    def study_started(self, metric: str) -> None:
+        pass
+
     def note(self, message: str) -> None:
         pass
 

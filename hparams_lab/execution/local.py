@@ -30,11 +30,13 @@ from hparams_lab.search.base import FixedSearch, Task
 class WorkerJob:
     """What a worker needs to build the train function: plain, picklable values."""
 
-    dataset: str
+    data: str  # a data set name, a file, or 'module:function' (training.data.sendable)
     seed: int
     model: str | Callable[..., Any]  # a name resolve_model knows, or an importable function
     settings: Any  # training.TrainSettings
     folds: int | None
+    task: str | None = None  # the study's, so a worker's labels mean the same
+    targets: tuple[str, ...] = ()
 
 
 class InlineBackend:
@@ -118,13 +120,13 @@ _trainers: dict[WorkerJob, TrainFn] = {}  # per worker process: the train functi
 def worker_train(job: WorkerJob) -> TrainFn:
     """This process's train function for ``job``, built (Keras and data loaded) on first use."""
     if job not in _trainers:
-        from hparams_lab.training.data import load_dataset
+        from hparams_lab.training.data import load_data
         from hparams_lab.training.fit import import_keras, trainer
         from hparams_lab.training.models import model_spec
 
         import_keras()
         spec = model_spec(job.model)
-        data = load_dataset(job.dataset, seed=job.seed)
+        data = load_data(job.data, seed=job.seed, task=job.task, targets=job.targets)
         _trainers[job] = trainer(data, spec, job.settings, job.folds, job.seed)
     return _trainers[job]
 

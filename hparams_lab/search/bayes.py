@@ -174,7 +174,7 @@ class BayesSearch:
     """
 
     def __init__(self, space: Space, *, seed: int, trials: int, metric: str, experiment_dir: Path,
-                 slots: int = 1, pruner: str | None = None):
+                 slots: int = 1, pruner: str | None = None, directions: Mapping[str, str] | None = None):
         self._optuna = optuna = require_optuna()
         self.space, self.seed, self.metric, self.pruner = space, seed, metric, pruner
         self._wanted = int(min(trials, space.size()))  # distinct trials in all
@@ -185,7 +185,7 @@ class BayesSearch:
         self._opening = next(_openings)
         self.study = optuna.create_study(
             study_name=STUDY_NAME, storage=_storage(optuna, self._journal), load_if_exists=True,
-            direction="maximize" if m.higher_is_better(metric) else "minimize",
+            direction="maximize" if m.higher_is_better(metric, directions) else "minimize",
             sampler=optuna.samplers.RandomSampler(), pruner=_pruner(optuna, None))
         # Fixed when the study starts, so a resume with more --trials does not go back to random.
         if "startup_trials" not in self.study.user_attrs:

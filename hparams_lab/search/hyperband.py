@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from hparams_lab.core import metrics as m
 from hparams_lab.core.space import Space
@@ -110,9 +110,10 @@ class HyperbandSearch:
     """The hyperband (or successive halving) search of one experiment; see the module doc."""
 
     def __init__(self, space: Space, plan: Sequence[Bracket], *, seed: int, metric: str,
-                 experiment_dir: Path, asynchronous: bool = False):
+                 experiment_dir: Path, asynchronous: bool = False, directions: Mapping[str, str] | None = None):
         self.plan, self.metric, self.asynchronous = list(plan), metric, asynchronous
-        self._key = m.sort_key(metric)
+        self.directions = directions
+        self._key = m.sort_key(metric, directions)
         trials = random_search(space, seed=seed, trials=sum(b.sizes[0] for b in self.plan))
         self.configs: list[_Config] = []
         for b, bracket in enumerate(self.plan):
@@ -141,7 +142,7 @@ class HyperbandSearch:
         else:
             value = result.metrics.get(self.metric)
             if value is None or not math.isfinite(value):
-                value = -math.inf if m.higher_is_better(self.metric) else math.inf  # the worst: never sent on
+                value = -math.inf if m.higher_is_better(self.metric, self.directions) else math.inf  # the worst: never sent on
             config.values[rung] = value
         self._close_decided()
 

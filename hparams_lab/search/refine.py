@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import sort_key
@@ -38,18 +38,19 @@ DEFAULT_POINTS = 3
 
 def refine(
     space: Space, previous: Sequence[TrialResult], *, metric: str, top_k: int = DEFAULT_TOP_K,
-    points: int = DEFAULT_POINTS, seed: int = 0,
+    points: int = DEFAULT_POINTS, seed: int = 0, directions: Mapping[str, str] | None = None,
 ) -> list[Trial]:
     """The union of a finer grid around each of the ``top_k`` best earlier trials."""
     planned: dict[tuple, dict[str, Any]] = {}
-    for winner in best_trials(previous, metric, top_k):
+    for winner in best_trials(previous, metric, top_k, directions):
         axes = [neighbourhood(h, _winner_value(h, winner), points) for h in space]
         for values in itertools.product(*axes):
             planned.setdefault(values, dict(zip(space.names, values)))
     return [Trial(hparams, seed=seed, index=i) for i, hparams in enumerate(planned.values())]
 
 
-def best_trials(previous: Sequence[TrialResult], metric: str, top_k: int) -> list[Trial]:
+def best_trials(previous: Sequence[TrialResult], metric: str, top_k: int,
+                directions: Mapping[str, str] | None = None) -> list[Trial]:
     """The ``top_k`` best successful trials with distinct hparams (ties: by trial id)."""
     ok = [r for r in previous if r.status is TrialStatus.SUCCESS]
     if not ok:
@@ -58,7 +59,7 @@ def best_trials(previous: Sequence[TrialResult], metric: str, top_k: int) -> lis
     if not scored:
         known = sorted({name for r in ok for name in r.metrics})
         raise UserError(f"metric {metric!r} is not in its trials; they have {', '.join(known) or 'no metrics'}")
-    key = sort_key(metric)
+    key = sort_key(metric, directions)
     winners: dict[str, Trial] = {}
     for result in sorted(scored, key=lambda r: (key(r.metrics), r.trial.id)):
         winners.setdefault(result.trial.group, result.trial)  # repeats and folds share a group

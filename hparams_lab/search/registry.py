@@ -68,6 +68,7 @@ class Request:
     logdir: str | os.PathLike
     epochs: int  # the most epochs a trial trains (hyperband's R)
     options: Mapping[str, Any]  # keyword -> value given, None when not given
+    directions: Mapping[str, str] | None = None  # --direction (core.metrics.higher_is_better)
 
     @property
     def chosen_space(self) -> Space:
@@ -92,6 +93,7 @@ def plan_study(
     metric: str,
     logdir: str | os.PathLike,
     epochs: int = 20,
+    directions: Mapping[str, str] | None = None,
     **options: Any,
 ) -> Plan:
     """The space and trials of a study; ``space`` None means the strategy's default space.
@@ -103,7 +105,7 @@ def plan_study(
     if trials is not None and (not isinstance(trials, int) or trials < 1):
         raise UserError(f"--trials must be at least 1, got {trials!r}")
     request = Request(strategy, space, default_space, seed, entry.default_trials if trials is None else trials,
-                      metric, logdir, epochs, options)
+                      metric, logdir, epochs, options, directions)
     return entry.plan(request)
 
 
@@ -118,6 +120,7 @@ def make_trials(
     top_k: int = DEFAULT_TOP_K,
     points: int | None = None,
     base: Mapping[str, Any] | None = None,
+    directions: Mapping[str, str] | None = None,
 ) -> list[Trial]:
     """The trials a fixed strategy plans for a space; UserError for a bad combination.
 
@@ -132,7 +135,7 @@ def make_trials(
     if trials is None:
         trials = STRATEGIES[strategy].default_trials
     planned = _FIXED[strategy](space, seed=seed, trials=trials, previous=previous, metric=metric, top_k=top_k,
-                               points=points, base=base)
+                               points=points, base=base, directions=directions)
     return planned if trials is None else planned[:trials]
 
 
@@ -146,9 +149,9 @@ def _random_trials(space: Space, *, seed: int, trials: int, **_: Any) -> list[Tr
 
 
 def _refine_trials(space: Space, *, seed: int, previous: Sequence[TrialResult], metric: str, top_k: int,
-                   points: int | None, **_: Any) -> list[Trial]:
+                   points: int | None, directions: Mapping[str, str] | None = None, **_: Any) -> list[Trial]:
     return refine(space, previous, metric=metric, top_k=top_k, points=REFINE_POINTS if points is None else points,
-                  seed=seed)
+                  seed=seed, directions=directions)
 
 
 def _one_at_a_time_trials(space: Space, *, seed: int, points: int | None, base: Mapping[str, Any] | None,
@@ -184,7 +187,7 @@ def _refine_plan(request: Request) -> Plan:
     previous = list(resume.scan(earlier).done.values())
     try:
         planned = make_trials("refine", space, seed=request.seed, trials=request.trials, previous=previous,
-                              metric=request.metric, top_k=top_k, points=points)
+                              metric=request.metric, top_k=top_k, points=points, directions=request.directions)
     except UserError as err:
         raise UserError(f"--from {str(source)!r}: {err}") from None
     settings = {"from": str(Path(earlier).resolve()), "top_k": top_k, "points": points}
@@ -212,7 +215,7 @@ def _hyperband_plan(request: Request) -> Plan:
 
     def search(experiment_dir: Path, slots: int) -> Search:
         return HyperbandSearch(space, plan, seed=seed, metric=metric, experiment_dir=experiment_dir,
-                               asynchronous=slots > 1)
+                               asynchronous=slots > 1, directions=request.directions)
 
     settings = {"factor": factor, "brackets": [{"sizes": list(b.sizes), "epochs": list(b.epochs)} for b in plan]}
     return Plan(space, [], settings, search, size=sum(b.sizes[0] for b in plan))
@@ -229,7 +232,7 @@ def _bayes_plan(request: Request) -> Plan:
 
     def search(experiment_dir: Path, slots: int) -> Search:
         return bayes.BayesSearch(space, seed=seed, trials=trials, metric=metric, experiment_dir=experiment_dir,
-                                 slots=slots, pruner=pruner)
+                                 slots=slots, pruner=pruner, directions=request.directions)
 
     return Plan(space, [], {"pruner": pruner}, search, size=int(min(trials, space.size())))
 

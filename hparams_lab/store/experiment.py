@@ -53,7 +53,9 @@ class ExperimentRecord:
     model: str
     metric: str
     metrics: list[dict]
-    settings: dict = field(default_factory=dict)  # epochs, batch size, patience, ...
+    settings: dict = field(default_factory=dict)  # epochs, batch size, patience, task, loss, ...
+    data: dict = field(default_factory=dict)  # where the data came from (training.data's source record)
+    classes: list | None = None  # class names in label order, when the labels were strings
     versions: dict = field(default_factory=dict)
     command: str = ""
     created: str = ""

@@ -24,7 +24,7 @@ from hparams_lab.store.lock import LOCK_NAME, ExperimentLock
 from hparams_lab.store.rundirs import trial_id_of
 
 # What must match for a resume to continue the same study; the trial count may grow.
-_MUST_MATCH = ("space", "strategy", "seed", "dataset", "model", "metric", "settings")
+_MUST_MATCH = ("space", "strategy", "seed", "dataset", "data", "model", "metric", "settings")
 
 
 @dataclass
@@ -39,9 +39,11 @@ def differences(old: ExperimentRecord, new: ExperimentRecord) -> list[str]:
     out = []
     for name in _MUST_MATCH:
         before, after = getattr(old, name), getattr(new, name)
-        if name == "settings":  # name the one setting that changed, not the whole table
-            keys = sorted(set(before) | set(after))
-            out += [f"{k} was {_short(before.get(k))}, now {_short(after.get(k))}"
+        if name in ("settings", "data"):  # name the one entry that changed, not the whole table
+            # Only the entries the old record has: one that an older version didn't record
+            # (the task, the loss) was not a choice then.
+            keys = sorted(before)
+            out += [f"{'data ' if name == 'data' else ''}{k} was {_short(before.get(k))}, now {_short(after.get(k))}"
                     for k in keys if before.get(k) != after.get(k)]
         elif before != after:
             out.append(f"{name} was {_short(before)}, now {_short(after)}")

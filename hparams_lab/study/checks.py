@@ -1,10 +1,11 @@
 """Every check of a study's config, in one place, before anything is written to the logdir.
 
-``prepare`` turns a ``StudyConfig`` into what running it needs (the plan, the model,
-the ranking metric, the experiment directory, the settings to record) or raises
-UserError with one line saying what is wrong. It never imports TensorFlow: only
-data that needs loading to be checked (a test split, CV folds) is checked later,
-by ``check_data``.
+``prepare`` turns a ``StudyConfig`` into what running it needs (the data, the plan,
+the model, the ranking metric, the experiment directory, the settings to record) or
+raises UserError with one line saying what is wrong. It loads the data (the task, and
+so the default metric, come from the labels) but imports TensorFlow only where the data
+needs it (mnist, tf.data, a data function); ``check_logged`` then checks --metric
+against what the model really logs (``training.fit.logged_metrics``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from hparams_lab.search.registry import STRATEGIES, Plan, plan_study
 from hparams_lab.store.experiment import check_experiment_name
 from hparams_lab.store.lock import check_unlocked
 from hparams_lab.study.config import DEFAULT_SPACE, StudyConfig
-from hparams_lab.training.data import Dataset, check_dataset, check_folds
+from hparams_lab.training import compile as training_compile
+from hparams_lab.training.data import Dataset, check_data_source, check_folds, load_data, needs_keras, sendable
 from hparams_lab.training.models import ModelSpec, check_hparam_values, check_hparams, check_optimizer, model_spec
 
 
@@ -34,16 +36,18 @@ class Prepared:
     """A checked study, ready to run."""
 
     config: StudyConfig
+    data: Dataset
     plan: Plan
     model: ModelSpec
     metric: str  # what ranks trials
+    directions: dict[str, str]  # from --direction: {the ranked metric's Keras name: "max"/"min"}
     group_prefix: str | None  # "" with --repeats, "cv_" with --cv, None otherwise
     experiment_dir: Path
     settings: dict[str, Any]  # experiment.json's settings: training and the strategy's options
 
 
 def prepare(config: StudyConfig) -> Prepared:
-    """Checks a study's config; UserError for the first thing wrong, nothing written."""
+    """Checks a study's config and loads its data; UserError for the first thing wrong, nothing written."""
     space = None if config.space is None else _resolve_space(config.space)  # None: the strategy's default
     _check_counts(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
                   max_epochs=config.max_epochs, repeats=config.repeats, cv=config.cv, workers=config.workers)
@@ -52,40 +56,100 @@ def prepare(config: StudyConfig) -> Prepared:
     if config.scheduler is not None and config.workers > 1:
         raise UserError("choose --scheduler (trials on a dask cluster, as many at once as it has worker "
                         "processes) or --workers N (processes of this machine), not both")
+    if config.direction not in (None, *m.DIRECTIONS):
+        raise UserError(f"--direction {config.direction!r}: choose max or min")
+    training_compile.check_task(config.task)
+    check_data_source(config.data, targets=config.targets)
+    if config.sent_by is not None:
+        _check_sendable_data(config.data, config.sent_by)
+        for hook, what in ((config.callbacks, "the callbacks"), (config.fit, "the fit")):
+            if hook is not None:
+                _check_sendable(hook, config.sent_by, what)
     group_prefix = groups.prefix(config.repeats, config.cv)
-    metric = config.metric or f"{'' if group_prefix is None else group_prefix + 'mean_'}{m.DEFAULT_METRIC}"
-    check_metric(metric, True, group_prefix)
+    if config.metric is not None:
+        check_metric_form(config.metric, group_prefix)
+    data = _load(config)
+    default = training_compile.default_metric(data.task)
+    metric = config.metric or f"{'' if group_prefix is None else group_prefix + 'mean_'}{default}"
+    directions = {m.base_of(metric): config.direction} if config.direction else {}
     longest = config.epochs if config.max_epochs is None else min(config.epochs, config.max_epochs)
     plan = plan_study(config.strategy, space, DEFAULT_SPACE, seed=config.seed, trials=config.trials, metric=metric,
-                      logdir=config.logdir, epochs=longest, **config.strategy_options)
+                      logdir=config.logdir, epochs=longest, directions=directions, **config.strategy_options)
     if STRATEGIES[config.strategy].adaptive and group_prefix is not None:
         raise UserError(f"--strategy {config.strategy} decides as results come in; it does not combine with "
                         "--repeats or --cv")
     spec = _check_model(config.model, plan.space, plan.trials, config.sent_by)
-    check_dataset(config.dataset)
+    if config.cv is not None:
+        check_folds(data, config.cv)
     experiment_dir = _experiment_dir(Path(config.logdir), config.experiment, config.overwrite)
     check_unlocked(experiment_dir)
     settings = {"epochs": config.epochs, "batch_size": config.batch_size, "patience": config.patience,
-                "max_epochs": config.max_epochs, "repeats": config.repeats, "cv": config.cv, **plan.settings}
-    return Prepared(config, plan, spec, metric, group_prefix, experiment_dir, settings)
+                "max_epochs": config.max_epochs, "repeats": config.repeats, "cv": config.cv,
+                **_training_settings(config, data), **plan.settings}
+    return Prepared(config, data, plan, spec, metric, directions, group_prefix, experiment_dir, settings)
 
 
-def check_data(data: Dataset, prepared: Prepared) -> None:
-    """What only the loaded data can tell: enough samples per class for the folds, a test split."""
-    if prepared.config.cv is not None:
-        check_folds(data, prepared.config.cv)
-    check_metric(prepared.metric, data.x_test is not None, prepared.group_prefix)
+def check_logged(prepared: Prepared, logged: list[str]) -> None:
+    """--metric must be one the model logs (found by evaluating the first trial's model)."""
+    check_metric(prepared.metric, prepared.data.x_test is not None, prepared.group_prefix, logged)
 
 
-def check_metric(metric: str, has_test: bool, group_prefix: str | None) -> None:
+def check_metric(metric: str, has_test: bool, group_prefix: str | None,
+                 logged: list[str] | tuple[str, ...] = m.BASE_METRICS) -> None:
     def names(test: bool) -> list[str]:
-        summary = m.summary_names(test)
+        summary = m.summary_names(test, logged)
         return summary + (groups.aggregate_names(summary, group_prefix) if group_prefix is not None else [])
 
     allowed = names(has_test)
     if metric not in allowed:
-        why = "this data set has no test split" if metric in names(True) else "unknown"
+        why = "this data set has no test split" if metric in names(True) else "the model does not log it"
         raise UserError(f"--metric {metric!r}: {why}; choose one of {', '.join(allowed)}")
+
+
+def check_metric_form(metric: str, group_prefix: str | None) -> None:
+    """What can be told of --metric before any model is built: a summary of a validation or
+    test metric (under --repeats / --cv also its mean or std over the group)."""
+    base = metric
+    if group_prefix is not None:
+        for aggregate in (f"{group_prefix}mean_", f"{group_prefix}std_"):
+            if metric.startswith(aggregate):
+                base = metric[len(aggregate):]
+    if not base.startswith(("best_val_", "final_val_", "test_")) or base.endswith("_"):
+        raise UserError(f"--metric {metric!r}: choose best_val_<name>, final_val_<name> or test_<name>, where "
+                        "<name> is a metric the model logs (loss, accuracy, auc, mae ...)")
+
+
+def _load(config: StudyConfig) -> Dataset:
+    if _loads_tensorflow(config.data):
+        from hparams_lab.training.fit import import_keras
+
+        import_keras()  # quietly, before the data can pull it in
+    return load_data(config.data, seed=config.seed, task=config.task, targets=config.targets)
+
+
+def _loads_tensorflow(source: Any) -> bool:
+    """Whether loading may import TensorFlow: mnist, a data function, tf.data objects."""
+    if isinstance(source, str):
+        return needs_keras(source) or (":" in source and not source.endswith((".npz", ".csv")))
+    if callable(source):
+        return True
+    values = source.values() if isinstance(source, dict) else source if isinstance(source, (tuple, list)) else ()
+    return any(type(v).__module__.startswith("tensorflow") for v in values)
+
+
+def _training_settings(config: StudyConfig, data: Dataset) -> dict[str, Any]:
+    """What training is asked to do beyond epochs and batches, as experiment.json records it."""
+    return {"task": data.task, "loss": training_compile.describe(config.loss),
+            "metrics": training_compile.describe(training_compile.metric_names(config.metrics)),
+            "direction": config.direction, "callbacks": _hook_name(config.callbacks), "fit": _hook_name(config.fit)}
+
+
+def _hook_name(hook: Any) -> str | None:
+    if hook is None or isinstance(hook, str):
+        return hook
+    from hparams_lab.training.importer import name_of
+
+    return name_of(hook)
 
 
 def _resolve_space(space: Space | str | os.PathLike) -> Space:
@@ -113,21 +177,30 @@ def _check_model(model: str | Callable[..., Any], space: Space, trials: list[Tri
         for name in domain.values:
             check_optimizer(name)
     if sent_by is not None:
-        _check_sendable(model, sent_by)
+        _check_sendable(model, sent_by, "the model")
     for trial in trials:  # bad values fail now, not after an hour of training
         check_hparam_values(spec, trial.hparams)
     return spec
 
 
-def _check_sendable(model: str | Callable[..., Any], flag: str) -> None:
-    """Worker processes import the model function by name: it must be importable."""
+def _check_sendable(function: str | Callable[..., Any], flag: str, what: str) -> None:
+    """Worker processes import a function by name: it must be importable."""
     try:
-        pickle.dumps(model)
+        pickle.dumps(function)
     except (pickle.PicklingError, AttributeError, TypeError):
         raise UserError(
-            f"{flag} needs a model function importable by name (module:function); "
-            f"{getattr(model, '__qualname__', model)!r} is defined where worker processes can't import it"
+            f"{flag} needs {what} as a function importable by name (module:function); "
+            f"{getattr(function, '__qualname__', function)!r} is defined where worker processes can't import it"
         ) from None
+
+
+def _check_sendable_data(source: Any, flag: str) -> None:
+    """Workers load the data themselves, once each: from a name, a file or a data function."""
+    if not sendable(source):
+        raise UserError(
+            f"{flag}: data in memory is not sent to worker processes; give it as an importable function "
+            "(--data package.module:function, or data='package.module:function'), which each worker calls once"
+        )
 
 
 def _experiment_dir(logdir: Path, name: str | None, overwrite: bool) -> Path:

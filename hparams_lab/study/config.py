@@ -37,8 +37,17 @@ class StudyConfig:
     strategy: str = "random"
     trials: int | None = None
     seed: int = 0
-    dataset: str = "digits"
+    # A named data set, an .npz / .csv path, 'module:function', or (API) arrays, a mapping,
+    # tf.data Datasets or a function returning them (training.data says which).
+    data: Any = "digits"
+    targets: tuple[str, ...] = ()  # a CSV's output columns
+    task: str | None = None  # None: inferred from the labels (training.data)
     model: str | Callable[..., Any] = "mlp"
+    loss: Any = None  # a Keras loss name or object; None: the task's
+    metrics: str | tuple[Any, ...] | None = None  # Keras metric names ("auc,precision") or objects
+    direction: str | None = None  # of --metric when its name does not say: "max" or "min"
+    callbacks: str | Callable[..., Any] | None = None  # (hparams[, run_dir]) -> [keras callbacks]
+    fit: str | Callable[..., Any] | None = None  # (hparams, model, data, callbacks) -> History
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = DEFAULT_BATCH_SIZE
     patience: int | None = None
@@ -63,6 +72,14 @@ class StudyConfig:
     @classmethod
     def of(cls, **options: Any) -> "StudyConfig":
         """A config from keyword options; a misspelt one is a TypeError naming it, as for a function."""
+        if "dataset" in options:  # the option's earlier name
+            if "data" in options:
+                raise TypeError("give data= or its old name dataset=, not both")
+            options["data"] = options.pop("dataset")
+        if isinstance(options.get("targets"), str):
+            options["targets"] = (options["targets"],)
+        elif options.get("targets") is not None:
+            options["targets"] = tuple(options["targets"])
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:

@@ -22,7 +22,7 @@ from hparams_lab.store.experiment import ExperimentRecord
 from hparams_lab.store.jsonfile import read_json
 from hparams_lab.store.lock import ExperimentLock, check_unlocked
 from hparams_lab.store.rundirs import rerun_dir
-from hparams_lab.training.data import check_dataset
+from hparams_lab.training.data import check_data_source, source_changed
 from hparams_lab.training.models import ModelSpec, resolve_model
 
 TRIAL_FILE = "trial.json"
@@ -80,15 +80,37 @@ def plan_rerun(trial_dir: str | Path) -> RerunPlan:
     check_unlocked(trial_dir.parent)  # a study running there now: refuse before any work
     model = _model(record.model)
     try:
-        check_dataset(record.dataset)
+        check_data_source(recorded_source(record), targets=_targets(record))
     except UserError as err:
         raise UserError(f"cannot rerun: the recorded {err}") from None
+    changed = source_changed(record.data) if record.data else None
+    if changed:
+        raise UserError(f"cannot rerun: {changed}; the trial would not train on the same data")
     return RerunPlan(trial_dir, record, recorded, model)
+
+
+def recorded_source(record: ExperimentRecord) -> str:
+    """What ``load_data`` loads again: the recorded name, file or data function."""
+    data = record.data or {}
+    kind = data.get("kind")
+    if kind == "memory":
+        raise UserError("cannot rerun: the study's data was given in memory (arrays or tf.data), which the logs "
+                        "do not hold; run it with --data module:function, a file or a named data set to rerun")
+    if kind == "file":
+        return str(data.get("path"))
+    if kind == "function":
+        return str(data.get("function"))
+    return record.dataset
+
+
+def _targets(record: ExperimentRecord) -> tuple[str, ...]:
+    targets = (record.data or {}).get("targets") or ()
+    return tuple(str(t) for t in targets)
 
 
 def run_rerun(plan: RerunPlan, reporter: Reporter | None = None) -> RerunOutcome:
     """Trains the planned trial again through the study's own attempt (execution.attempt) and trainer."""
-    from hparams_lab.training.data import load_dataset
+    from hparams_lab.training.data import load_data
     from hparams_lab.training.fit import TrainSettings, import_keras, trainer  # Keras loads only here
 
     reporter = reporter or SilentReporter()
@@ -96,7 +118,8 @@ def run_rerun(plan: RerunPlan, reporter: Reporter | None = None) -> RerunOutcome
     train_settings = TrainSettings.from_record(settings, record.metric)
     import_keras()
     # The experiment's seed, not the trial's: run_study splits the data (and CV folds) with it.
-    data = load_dataset(record.dataset, seed=record.seed)
+    data = load_data(recorded_source(record), seed=record.seed, task=settings.get("task"),
+                     targets=_targets(record))
     train = trainer(data, plan.model, train_settings, settings.get("cv"), record.seed)
     experiment_dir = plan.trial_dir.parent
     with ExperimentLock(experiment_dir):

@@ -28,9 +28,9 @@ from hparams_lab.execution.loop import Backend, drive
 from hparams_lab.search.base import FixedSearch, Search
 from hparams_lab.store import resume, rundirs
 from hparams_lab.store.experiment import ExperimentRecord, refresh_union_config
-from hparams_lab.study.checks import Prepared, check_data, prepare
+from hparams_lab.study.checks import Prepared, check_logged, prepare
 from hparams_lab.study.config import DEFAULT_SPACE, StudyConfig
-from hparams_lab.training.data import load_dataset, needs_keras
+from hparams_lab.training.compile import metric_names
 
 __all__ = ["DEFAULT_SPACE", "StudyConfig", "StudyResult", "run_study"]
 
@@ -40,9 +40,10 @@ class StudyResult:
     experiment_dir: Path
     metric: str
     results: list[TrialResult]  # every planned run, in plan order (earlier attempts' successes too)
+    directions: dict[str, str] = dataclasses.field(default_factory=dict)  # --direction, if given
 
     def ranked(self) -> list[TrialResult]:
-        return ranked(self.results, self.metric)
+        return ranked(self.results, self.metric, self.directions)
 
     @property
     def best(self) -> TrialResult | None:
@@ -65,9 +66,22 @@ def run_study(
     needs optuna; its ``pruner`` "median" stops unpromising trials early. refine takes
     ``refine_from`` (an experiment name under ``logdir``, or a path), ``top_k`` and
     ``points``; one-at-a-time ``base_hparams`` (a mapping, "units=64,optimizer=adam" or
-    a .json/.toml file) and ``points``; hyperband ``factor``. ``model`` is "mlp", "cnn",
-    "package.module:function" or a function ``(hparams, input_shape, n_classes) ->
-    keras.Model``. ``repeats`` trains each trial that many times with seeds seed,
+    a .json/.toml file) and ``points``; hyperband ``factor``.
+
+    ``data`` is a named data set ("digits", "iris", "wine", "breast_cancer", "diabetes",
+    "mnist", "fashion_mnist"), an .npz or .csv path (``targets``: the CSV's output
+    columns), "package.module:function", arrays ``(x, y)`` (split here, seeded) or
+    ``(x_train, y_train, x_val, y_val)``, a mapping of those names (dicts of arrays for
+    several inputs or outputs), tf.data Datasets ``(train, validation)``, or a function
+    returning any of these. ``task`` ("multiclass", "binary", "multilabel",
+    "regression") is inferred from the labels unless given; it picks the loss, metrics
+    and default ``metric`` (``loss`` and ``metrics`` override: Keras names or objects).
+    ``direction`` ("max"/"min") says which way ``metric`` is better when its name does
+    not. ``model`` is "mlp", "cnn", "package.module:function" or a function
+    ``(hparams, input_shape, n_outputs) -> keras.Model``, compiled (it keeps its loss,
+    metrics and optimizer) or not. ``callbacks(hparams[, run_dir])`` returns Keras
+    callbacks for each trial; ``fit(hparams, model, data, callbacks)`` trains instead
+    of ``model.fit`` and must pass ``callbacks`` on. ``repeats`` trains each trial that many times with seeds seed,
     seed+1, ...; ``cv`` runs stratified K-fold cross-validation instead. An existing
     ``experiment`` is resumed: finished trials are kept, the rest run again;
     ``overwrite`` starts it over. ``workers`` runs that many trials at once in
@@ -81,24 +95,35 @@ def run_study(
         config = space
     else:
         config = StudyConfig.of(space=space, **options)
-    from hparams_lab.training.fit import TrainSettings, import_keras, trainer  # Keras loads only here
+    from hparams_lab.training.fit import TrainSettings, import_keras, logged_metrics, trainer  # Keras loads here
 
     reporter = reporter or SilentReporter()
     prepared = prepare(config)
-    settings = TrainSettings.from_record(prepared.settings, prepared.metric)
-    # The cheap checks are done. Workers start now, importing TensorFlow while this
-    # process loads the data; loading may need Keras (mnist) and can still fail.
-    job = WorkerJob(config.dataset, config.seed, config.model, settings, config.cv)
+    settings = TrainSettings.from_record(prepared.settings, prepared.metric, loss=config.loss,
+                                         metrics=metric_names(config.metrics), callbacks=config.callbacks,
+                                         fit=config.fit)
+    data = prepared.data
+    reporter.study_started(prepared.metric)
+    # The cheap checks are done. Workers start now, importing TensorFlow and loading the
+    # data themselves, while this process finds what the model logs (and can still fail).
+    job = WorkerJob(config.data, config.seed, config.model, settings, config.cv, data.task, config.targets)
     with _worker_processes(config.workers, config.scheduler, job) as backend:
-        if backend is None or needs_keras(config.dataset):
-            import_keras()  # before any data set loader can pull it in unquieted
-        data = load_dataset(config.dataset, seed=config.seed)
-        check_data(data, prepared)
-        record = _record(prepared, has_test=data.x_test is not None)
+        import_keras()
+        logged = logged_metrics(_first_trial(prepared), data, prepared.model, settings)
+        check_logged(prepared, logged)
+        record = _record(prepared, logged)
         backend = backend or InlineBackend(trainer(data, prepared.model, settings, config.cv, config.seed), reporter)
         with resume.opened(prepared.experiment_dir, record, config.overwrite):
             results = _run(prepared, backend, reporter)
-    return StudyResult(prepared.experiment_dir, prepared.metric, results)
+    return StudyResult(prepared.experiment_dir, prepared.metric, results, prepared.directions)
+
+
+def _first_trial(prepared: Prepared) -> Trial:
+    """The trial whose model shows what every trial logs: the plan's first, or the space's first point."""
+    if prepared.plan.trials:
+        return prepared.plan.trials[0]
+    space = prepared.plan.space
+    return Trial({h.name: h.domain.grid_values()[0] for h in space}, seed=prepared.config.seed)
 
 
 def _run(prepared: Prepared, backend: Backend, reporter: Reporter) -> list[TrialResult]:
@@ -112,30 +137,35 @@ def _run(prepared: Prepared, backend: Backend, reporter: Reporter) -> list[Trial
     return results
 
 
-def _record(prepared: Prepared, *, has_test: bool) -> ExperimentRecord:
-    config = prepared.config
+def _record(prepared: Prepared, logged: list[str]) -> ExperimentRecord:
+    config, data = prepared.config, prepared.data
     return ExperimentRecord(
         name=prepared.experiment_dir.name,
         space=prepared.plan.space.to_dict(),
         strategy=config.strategy,
         seed=config.seed,
         trials=prepared.plan.total,
-        dataset=config.dataset,
+        dataset=data.name,
         model=prepared.model.name,
         metric=prepared.metric,
-        metrics=[x.to_json() for x in _declared(has_test, prepared.group_prefix)],
+        metrics=[x.to_json() for x in _declared(data.x_test is not None, prepared.group_prefix, logged,
+                                                 prepared.directions)],
         settings=prepared.settings,
+        data=data.source,
+        classes=None if data.classes is None else list(data.classes),
         versions=_versions(),
         command=config.command,
         created=dt.datetime.now().isoformat(timespec="seconds"),
     )
 
 
-def _declared(has_test: bool, group_prefix: str | None) -> list[m.Metric]:
+def _declared(has_test: bool, group_prefix: str | None, logged: list[str],
+              directions: dict[str, str]) -> list[m.Metric]:
     """Every metric the trials will write: group aggregates first, then per-run ones."""
-    summary = m.summary_names(has_test)
+    summary = m.summary_names(has_test, logged)
     aggregates = groups.aggregate_names(summary, group_prefix) if group_prefix is not None else []
-    return [m.Metric(name) for name in aggregates] + m.declared_metrics(has_test)
+    return ([m.Metric(name, "", m.direction_of(name, directions)) for name in aggregates]
+            + m.declared_metrics(has_test, logged, directions))
 
 
 @contextlib.contextmanager

@@ -56,6 +56,35 @@ class Dataset:
     y_test: np.ndarray | None
     n_classes: int
     input_shape: tuple[int, ...]
+    task: str = "multiclass"
+    classes: tuple[str, ...] | None = None
+    source: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_classes
+
+    @property
+    def batched(self) -> bool:
+        return False
+
+
+# TEMPORARY shims until the data-sources branch lands.
+def check_data_source(source, *, targets=()):
+    check_dataset(source)
+
+
+def load_data(source, *, seed=0, validation_split=0.2, task=None, targets=()):
+    data = load_dataset(source, seed=seed, validation_split=validation_split)
+    return dataclasses.replace(data, source={"kind": "named", "name": source})
+
+
+def sendable(source):
+    return isinstance(source, str)
+
+
+def source_changed(recorded):
+    return None
 
 
 # A study trains many trials in one process; loading and splitting once saves seconds

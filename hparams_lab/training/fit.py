@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import math
 import os
 import sys
@@ -19,10 +20,15 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from hparams_lab.core.contract import EpochCallback
-from hparams_lab.core.metrics import higher_is_better, monitored
+from hparams_lab.core.errors import UserError, one_line
+from hparams_lab.core.metrics import DIRECTIONS, higher_is_better, monitored
 from hparams_lab.core.trial import Trial
+from hparams_lab.training.compile import compile_args, is_compiled
 from hparams_lab.training.data import Dataset, cv_fold
+from hparams_lab.training.importer import import_function
 from hparams_lab.training.models import ModelSpec, build_model, build_optimizer
+
+Hook = str | Callable[..., Any] | None  # 'package.module:function', a function, or none
 
 
 @dataclass(frozen=True)
@@ -34,18 +40,34 @@ class TrainSettings:
     patience: int | None = None  # early stopping on the monitored validation metric
     monitor: str = "val_accuracy"
     max_epochs: int | None = None  # caps every trial, an 'epochs' hparam too (quick runs)
+    direction: str | None = None  # --direction of the ranked metric; None: the name's rule
+    loss: Any = None  # a Keras loss name or object; None: the task's (training.compile)
+    metrics: tuple[Any, ...] | None = None  # Keras metric names or objects; None: the task's
+    callbacks: Hook = None  # (hparams[, run_dir]) -> [keras callbacks], beside hparams_lab's own
+    fit: Hook = None  # (hparams, model, data, callbacks) -> History, instead of model.fit
 
     @classmethod
-    def from_record(cls, settings: Mapping[str, Any], metric: str) -> "TrainSettings":
+    def from_record(cls, settings: Mapping[str, Any], metric: str, **given: Any) -> "TrainSettings":
         """The training settings experiment.json records; early stopping watches the
-        ranked metric's per-epoch validation twin. run_study and rerun both build them here."""
+        ranked metric's per-epoch validation twin. run_study and rerun both build them here;
+        ``given`` are the objects (a loss, callables) the record holds only the names of."""
+        recorded = {key: settings.get(key) for key in ("loss", "callbacks", "fit")}
+        metrics = settings.get("metrics")
+        recorded["metrics"] = None if metrics is None else tuple(metrics)
+        recorded.update({key: value for key, value in given.items() if value is not None})
         return cls(
             settings["epochs"],
             settings["batch_size"],
             settings.get("patience"),
             monitored(metric),
             settings.get("max_epochs"),
+            settings.get("direction"),
+            **recorded,
         )
+
+    @property
+    def monitor_maximizes(self) -> bool:
+        return DIRECTIONS[self.direction] if self.direction else higher_is_better(self.monitor)
 
 
 @dataclass(frozen=True)
@@ -132,12 +154,72 @@ def _held_stderr(keep: Callable[[str], bool]):
 
 def trainer(data: Dataset, model_spec: ModelSpec, settings: TrainSettings, folds: int | None, seed: int):
     """The attempt's ``train(trial, on_epoch)`` (core.contract); with CV, each trial trains on its own fold."""
+    callbacks, fit = _hook(settings.callbacks, "--callbacks"), _hook(settings.fit, "--fit")
 
     def train(trial: Trial, on_epoch: EpochCallback, **segment: Any) -> TrainOutcome:
         fold_data = data if trial.fold is None else cv_fold(data, trial.fold, folds, seed)
-        return train_trial(trial, fold_data, model_spec, settings, on_epoch, **segment)
+        return train_trial(trial, fold_data, model_spec, settings, on_epoch, user_callbacks=callbacks,
+                           user_fit=fit, **segment)
 
     return train
+
+
+def _hook(hook: Hook, flag: str) -> Callable[..., Any] | None:
+    if hook is None or callable(hook):
+        return hook
+    signature = "(hparams, model, data, callbacks) -> History" if flag == "--fit" else "(hparams) -> [callbacks]"
+    return import_function(hook, flag, signature)
+
+
+def compiled_model(trial_hparams: Mapping[str, Any], dataset: Dataset, model_spec: ModelSpec,
+                   settings: TrainSettings) -> Any:
+    """The trial's model, compiled: the builder's own compile kept, else the task's loss and
+    metrics (or the study's --loss / --metrics) with the optimizer hparams."""
+    hparams = dict(trial_hparams)
+    model = build_model(model_spec, hparams, dataset.input_shape, dataset.n_outputs, dataset.task)
+    if not is_compiled(model):
+        model.compile(
+            optimizer=build_optimizer(hparams),
+            **compile_args(model, dataset.task, settings.loss, settings.metrics),
+            steps_per_execution=_STEPS_PER_EXECUTION,
+        )
+    return model
+
+
+def logged_metrics(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settings: TrainSettings) -> list[str]:
+    """What a trial will log, found by evaluating the first trial's model on a few validation
+    samples: the names to declare in TensorBoard and to check --metric against.
+
+    It also finds, before anything is written, what would fail every trial: labels that
+    don't fit the model's outputs or loss, an unknown loss or metric, a model that does
+    not take the data. Those are UserErrors.
+    """
+    keras = import_keras()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(trial.seed)
+    try:
+        with _custom_gradients_released(), _held_stderr(keep=_not_noise):
+            model = compiled_model(trial.hparams, dataset, model_spec, settings)
+            if dataset.batched:
+                logs = model.evaluate(dataset.x_val.take(1), verbose=0, return_dict=True)
+            else:
+                logs = model.evaluate(_head(dataset.x_val), _head(dataset.y_val), verbose=0, return_dict=True)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(
+            f"the first trial's model cannot be evaluated on the validation data {dataset.name!r} "
+            f"(task {dataset.task}): {one_line(exc)}"
+        ) from None
+    finally:
+        keras.backend.clear_session()
+    return list(logs)
+
+
+def _head(arrays: Any, n: int = 32) -> Any:
+    if isinstance(arrays, Mapping):
+        return {name: a[:n] for name, a in arrays.items()}
+    return arrays[:n]
 
 
 def train_trial(
@@ -150,12 +232,16 @@ def train_trial(
     start: int = 0,
     stop: int | None = None,
     checkpoint: Path | None = None,
+    run_dir: Path | None = None,
+    user_callbacks: Callable[..., Any] | None = None,
+    user_fit: Callable[..., Any] | None = None,
 ) -> TrainOutcome:
     """Fits one model for one trial and returns its per-epoch history (and test metrics).
 
     A segment (hyperband) trains epochs ``start``..``stop`` only: it restores the
     weights and optimizer state ``checkpoint`` holds when ``start`` > 0, and saves
-    them there at the end.
+    them there at the end. ``user_callbacks(hparams[, run_dir])`` adds the user's Keras
+    callbacks; ``user_fit(hparams, model, data, callbacks)`` trains instead of model.fit.
     """
     keras = import_keras()
 
@@ -174,34 +260,61 @@ def train_trial(
     batch_size = int(hparams.get("batch_size", settings.batch_size))
 
     with _custom_gradients_released():
-        model = build_model(model_spec, hparams, dataset.input_shape, dataset.n_classes)
-        model.compile(
-            optimizer=build_optimizer(hparams),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-            steps_per_execution=_STEPS_PER_EXECUTION,
-        )
+        model = compiled_model(hparams, dataset, model_spec, settings)
         if start > 0:
             _restore(model, checkpoint)
+        watch = _epoch_watch(keras, on_epoch, start, epochs)
+        callbacks = _callbacks(keras, settings, watch) + _users(user_callbacks, hparams, run_dir)
         with _held_stderr(keep=_not_noise):
-            history = model.fit(
-                dataset.x_train,
-                dataset.y_train,
-                validation_data=(dataset.x_val, dataset.y_val),
-                initial_epoch=start,
-                epochs=epochs,
-                batch_size=batch_size,
-                verbose=0,
-                callbacks=_callbacks(keras, settings, on_epoch),
-            )
+            if user_fit is not None:
+                user_fit(hparams, model, dataset, callbacks)
+                if not watch.logs:
+                    raise RuntimeError(
+                        f"--fit {getattr(user_fit, '__qualname__', user_fit)!r} trained without hparams_lab's "
+                        "callbacks: pass the callbacks it receives on to model.fit(..., callbacks=callbacks)"
+                    )
+            elif dataset.batched:
+                model.fit(dataset.x_train, validation_data=dataset.x_val, initial_epoch=start, epochs=epochs,
+                          verbose=0, callbacks=callbacks)
+            else:
+                model.fit(
+                    dataset.x_train,
+                    dataset.y_train,
+                    validation_data=(dataset.x_val, dataset.y_val),
+                    initial_epoch=start,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    verbose=0,
+                    callbacks=callbacks,
+                )
             test = None
             if dataset.x_test is not None:
-                test = model.evaluate(dataset.x_test, dataset.y_test, batch_size=512, verbose=0, return_dict=True)
+                if dataset.batched:
+                    test = model.evaluate(dataset.x_test, verbose=0, return_dict=True)
+                else:
+                    test = model.evaluate(dataset.x_test, dataset.y_test, batch_size=512, verbose=0,
+                                          return_dict=True)
                 test = {name: float(value) for name, value in test.items()}
         if checkpoint is not None:
             _save(model, checkpoint)
-    logs = {name: [float(v) for v in values] for name, values in history.history.items()}
-    return TrainOutcome(logs, test, epochs=len(logs.get("loss", [])))
+    logs = {name: [float(v) for v in values] for name, values in watch.history().items()}
+    return TrainOutcome(logs, test, epochs=len(watch.logs))
+
+
+def _users(user_callbacks: Callable[..., Any] | None, hparams: dict, run_dir: Path | None) -> list:
+    """The user's callbacks for this trial; a function taking two arguments gets the run directory."""
+    if user_callbacks is None:
+        return []
+    try:
+        wants_dir = len(inspect.signature(user_callbacks).parameters) >= 2
+    except (TypeError, ValueError):
+        wants_dir = False
+    made = user_callbacks(dict(hparams), run_dir) if wants_dir else user_callbacks(dict(hparams))
+    if made is None:
+        return []
+    if not isinstance(made, (list, tuple)):
+        raise TypeError(f"--callbacks returned a {type(made).__name__}, not a list of Keras callbacks")
+    return list(made)
 
 
 def _save(model: Any, path: Path) -> None:
@@ -250,13 +363,13 @@ def _custom_gradients_released():
                 del registry[name]
 
 
-def _callbacks(keras: Any, settings: TrainSettings, on_epoch: EpochCallback | None) -> list:
-    callbacks = [_epoch_watch(keras, on_epoch)]
+def _callbacks(keras: Any, settings: TrainSettings, watch: Any) -> list:
+    callbacks = [watch]
     if settings.patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=settings.monitor,
-                mode="max" if higher_is_better(settings.monitor) else "min",
+                mode="max" if settings.monitor_maximizes else "min",
                 patience=settings.patience,
                 restore_best_weights=True,
             )
@@ -264,19 +377,38 @@ def _callbacks(keras: Any, settings: TrainSettings, on_epoch: EpochCallback | No
     return callbacks
 
 
-def _epoch_watch(keras: Any, on_epoch: EpochCallback | None) -> Any:
-    """Reports each epoch and stops when the report asks to (a pruned trial) or on a NaN/inf loss.
+def _epoch_watch(keras: Any, on_epoch: EpochCallback | None, start: int, stop: int) -> Any:
+    """Reports each epoch and stops when the report asks to (a pruned trial), on a NaN/inf
+    loss, or at ``stop`` (a user's fit that trains longer than the trial or segment).
 
-    Epoch-level on purpose: a per-batch hook (keras' TerminateOnNaN) makes Keras
-    fetch the logs after every step, which slows small models noticeably.
+    It numbers epochs itself from ``start``, so a user's fit that knows nothing of
+    segments still reports the right epochs. Epoch-level on purpose: a per-batch hook
+    (keras' TerminateOnNaN) makes Keras fetch the logs after every step, which slows
+    small models noticeably.
     """
 
     class EpochWatch(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.logs: list[dict[str, float]] = []
+
         def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-            logs = logs or {}
-            if on_epoch is not None and on_epoch(epoch, logs):
+            logs = dict(logs or {})
+            number = start + len(self.logs)
+            self.logs.append(logs)
+            if on_epoch is not None and on_epoch(number, logs):
                 self.model.stop_training = True
-            if not math.isfinite(float(logs.get("loss", 0.0))):
+            if not math.isfinite(float(logs.get("loss", 0.0))) or number + 1 >= stop:
                 self.model.stop_training = True
+
+        def history(self) -> dict[str, list[float]]:
+            names = {name: None for logs in self.logs for name in logs}
+            out: dict[str, list[float]] = {}
+            for name in names:
+                try:
+                    out[name] = [float(logs.get(name, math.nan)) for logs in self.logs]
+                except (TypeError, ValueError):
+                    continue  # not a number: nothing to log
+            return out
 
     return EpochWatch()

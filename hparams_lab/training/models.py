@@ -7,15 +7,13 @@ model or an optimizer does.
 from __future__ import annotations
 
 import difflib
-import importlib
 import math
 import numbers
-import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from hparams_lab.core.errors import UserError, one_line
+from hparams_lab.training.importer import import_function, name_of
 
 TRAINING_HPARAMS: frozenset[str] = frozenset(
     {"optimizer", "learning_rate", "momentum", "weight_decay", "beta_1", "beta_2",
@@ -37,7 +35,7 @@ _USER_FORM = "'package.module:function'"
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A resolved model: builder(hparams, input_shape, n_classes) -> keras.Model."""
+    """A resolved model: builder(hparams, input_shape, n_outputs) -> keras.Model (built-ins take the head too)."""
 
     name: str
     builder: Callable[..., Any]
@@ -51,7 +49,7 @@ def model_spec(model: str | Callable[..., Any] | ModelSpec) -> ModelSpec:
     if isinstance(model, ModelSpec):
         return model
     if callable(model):
-        name = f"{getattr(model, '__module__', '?')}:{getattr(model, '__qualname__', repr(model))}"
+        name = name_of(model)
         return ModelSpec(name=name, builder=model, builtin=False, hparams=frozenset())
     return resolve_model(model)
 
@@ -70,31 +68,7 @@ def resolve_model(spec: str) -> ModelSpec:
 
 
 def _import_builder(spec: str) -> Callable[..., Any]:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise UserError(f"model {spec!r} must have the form {_USER_FORM}")
-    # `python run.py` puts run.py's folder on sys.path, not the cwd; users expect
-    # their model file next to where they run the study to be found.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # any import-time failure of the user's module
-        raise UserError(
-            f"model {spec!r}: cannot import module {module_name!r}: {one_line(exc)}"
-        ) from exc
-    if not hasattr(module, attr):
-        raise UserError(
-            f"model {spec!r}: module {module_name!r} has no attribute {attr!r}; "
-            f"expected {_USER_FORM} naming a function"
-        )
-    builder = getattr(module, attr)
-    if not callable(builder):
-        raise UserError(
-            f"model {spec!r}: {attr!r} is a {type(builder).__name__}, not a function "
-            "(hparams, input_shape, n_classes) -> keras.Model"
-        )
-    return builder
+    return import_function(spec, "model", "(hparams, input_shape, n_outputs) -> keras.Model")
 
 
 def check_hparams(model: ModelSpec, names: Iterable[str]) -> None:
@@ -120,32 +94,53 @@ def check_optimizer(name: object) -> None:
         raise UserError(f"unknown optimizer {name!r}: choose {', '.join(OPTIMIZERS)}")
 
 
+# The last layer a built-in model ends in, per task (training.compile holds the losses).
+_HEADS = {"multiclass": "softmax", "binary": "sigmoid", "multilabel": "sigmoid", "regression": "linear"}
+
+
 def build_model(
-    model: ModelSpec, hparams: Mapping[str, Any], input_shape: tuple[int, ...], n_classes: int
+    model: ModelSpec, hparams: Mapping[str, Any], input_shape: Any, n_outputs: Any,
+    task: str = "multiclass",
 ) -> Any:
-    """An uncompiled keras.Model ending in a softmax over n_classes."""
+    """A keras.Model whose head fits the task: softmax over n classes, sigmoid, or linear.
+
+    A user's builder gets ``(hparams, input_shape, n_outputs)`` (n_outputs: the number
+    of classes for multiclass, as before) and may return its model compiled.
+    """
     check_hparams(model, hparams)
-    built = model.builder(dict(hparams), tuple(input_shape), int(n_classes))
-    if not model.builtin:
-        _check_user_model(model, built, n_classes)
+    if model.builtin and (isinstance(input_shape, Mapping) or isinstance(n_outputs, Mapping)):
+        raise UserError(
+            f"model {model.name!r} takes one input array and one output; for dicts of inputs or outputs "
+            f"write a model function ({_USER_FORM})"
+        )
+    if model.builtin:
+        return model.builder(dict(hparams), tuple(input_shape), int(n_outputs), _HEADS[task])
+    built = model.builder(dict(hparams), input_shape if isinstance(input_shape, Mapping) else tuple(input_shape),
+                          n_outputs)
+    _check_user_model(model, built, n_outputs, task)
     return built
 
 
-def _check_user_model(model: ModelSpec, built: Any, n_classes: int) -> None:
+def _check_user_model(model: ModelSpec, built: Any, n_outputs: Any, task: str) -> None:
     import keras
 
     if not isinstance(built, keras.Model):
         raise UserError(
             f"model {model.name!r} returned a {type(built).__name__}, not a keras.Model"
         )
+    if isinstance(n_outputs, Mapping) or getattr(built, "compiled", False):
+        return  # a compiled model's loss decides what its outputs mean
     try:
         out = built.output_shape  # unknown until a subclassed model is called
     except (AttributeError, ValueError):
         return
-    if isinstance(out, tuple) and out and out[-1] != n_classes:
+    if isinstance(out, tuple) and out and out[-1] != n_outputs:
+        head = {"multiclass": f"Dense({n_outputs}, activation='softmax')",
+                "binary": "Dense(1, activation='sigmoid')",
+                "multilabel": f"Dense({n_outputs}, activation='sigmoid')"}.get(task, f"Dense({n_outputs})")
         raise UserError(
-            f"model {model.name!r} outputs shape {out}, but the data set has "
-            f"{n_classes} classes; end the model with Dense({n_classes}, activation='softmax')"
+            f"model {model.name!r} outputs shape {out}, but the data needs {n_outputs} output(s) "
+            f"for the {task} task; end the model with {head}"
         )
 
 
@@ -264,8 +259,8 @@ def _units(hp: Mapping[str, Any]) -> int:
     return _int(hp, key, 64, low=1)
 
 
-def _dense_head(x: Any, config: Mapping[str, Any], n_hidden: int, n_classes: int) -> Any:
-    """n_hidden x Dense(units) [+Dropout] -> Dense(n_classes, softmax)."""
+def _dense_head(x: Any, config: Mapping[str, Any], n_hidden: int, n_outputs: int, head: str) -> Any:
+    """n_hidden x Dense(units) [+Dropout] -> Dense(n_outputs, head activation)."""
     from keras import layers
 
     args = _keras_layer_args(config)
@@ -274,7 +269,7 @@ def _dense_head(x: Any, config: Mapping[str, Any], n_hidden: int, n_classes: int
         if config["dropout"] > 0:
             x = layers.Dropout(config["dropout"])(x)
     return layers.Dense(
-        n_classes, activation="softmax", kernel_initializer=args["kernel_initializer"]
+        n_outputs, activation=head, kernel_initializer=args["kernel_initializer"]
     )(x)
 
 
@@ -291,14 +286,14 @@ def _mlp_config(hp: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _build_mlp(hp: dict, input_shape: tuple[int, ...], n_classes: int) -> Any:
-    """Flatten -> (num_layers [+1 if extra_layer]) x Dense(units) [+Dropout] -> softmax."""
+def _build_mlp(hp: dict, input_shape: tuple[int, ...], n_outputs: int, head: str = "softmax") -> Any:
+    """Flatten -> (num_layers [+1 if extra_layer]) x Dense(units) [+Dropout] -> the task's head."""
     config = _mlp_config(hp)
     import keras
 
     inputs = keras.Input(shape=input_shape)
     x = keras.layers.Flatten()(inputs)
-    outputs = _dense_head(x, config, config["n_hidden"], n_classes)
+    outputs = _dense_head(x, config, config["n_hidden"], n_outputs, head)
     return keras.Model(inputs, outputs, name="mlp")
 
 
@@ -314,8 +309,8 @@ def _cnn_config(hp: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _build_cnn(hp: dict, input_shape: tuple[int, ...], n_classes: int) -> Any:
-    """num_conv_layers x (Conv2D + MaxPool) -> Dense(units) [+Dropout] -> softmax.
+def _build_cnn(hp: dict, input_shape: tuple[int, ...], n_outputs: int, head: str = "softmax") -> Any:
+    """num_conv_layers x (Conv2D + MaxPool) -> Dense(units) [+Dropout] -> the task's head.
 
     Conv layer i has filters * 2**i filters (the usual doubling as the image shrinks).
     Pooling is skipped once it would shrink the image below 2x2, so 8x8 digits work.
@@ -342,7 +337,7 @@ def _build_cnn(hp: dict, input_shape: tuple[int, ...], n_classes: int) -> Any:
         if (size + 1) // 2 >= 2:  # "same" pooling: ceil(size / 2)
             x = layers.MaxPooling2D(2, padding="same")(x)
             size = (size + 1) // 2
-    outputs = _dense_head(layers.Flatten()(x), config, 1, n_classes)
+    outputs = _dense_head(layers.Flatten()(x), config, 1, n_outputs, head)
     return keras.Model(inputs, outputs, name="cnn")
 
 
