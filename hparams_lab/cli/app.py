@@ -157,6 +157,10 @@ def study(**options: object) -> None:
     pruned = f", {n_pruned} pruned" if n_pruned else ""
     click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {result.metric}:")
     click.echo(leaderboard(ranked, result.metric))
+    if result.classes:
+        from hparams_lab.review.output import visible
+
+        click.echo(visible("Classes (labels 0..n-1): " + ", ".join(result.classes)))
     if config.strategy == "one-at-a-time":
         _print_effects(result)
     logdir = result.experiment_dir.parent

@@ -90,6 +90,8 @@ def _leaderboard(rows, shown, logs, ranking, maximizes, output_format, summary, 
         return output.to_json(views.leaderboard_json(shown, logs, maximizes))
     table = views.leaderboard_table(shown, logs, ranking, maximizes, complete=output_format == "csv")
     text = output.render(table, output_format, width)
+    if logs.classes and output_format in ("table", "markdown"):
+        text += "\n" + output.visible("classes (labels 0..n-1): " + ", ".join(logs.classes)) + "\n"
     if summary and ranking and output_format in ("table", "markdown"):
         from hparams_lab.review.summary import summarize
 

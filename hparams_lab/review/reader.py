@@ -94,6 +94,7 @@ class Logs:
     metric_keys: list
     declared_metric: str | None  # the experiment's ranking metric, if it names one
     directions: dict = field(default_factory=dict)  # metric key -> higher is better, as experiment.json records
+    classes: list | None = None  # the class names (labels 0..n-1) experiment.json records, if one set for all
 
 
 def load(logdir):
@@ -111,7 +112,8 @@ def load(logdir):
                         "none with a session_start record: log hparams with hp.hparams(...))")
     records = [_read_json(os.path.join(directory, EXPERIMENT_FILE), warnings)
                for directory in sorted(tree.experiment_files)]
-    return Logs(rows, warnings, *_columns(rows, runs), _declared_metric(records, rows), _directions(records))
+    return Logs(rows, warnings, *_columns(rows, runs), _declared_metric(records, rows), _directions(records),
+                _classes(records))
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,14 @@ def _metric_key(group, tag):
     # Groups are run paths relative to the session; "." and "" both mean the session's own run.
     group = group.strip("./")
     return f"{group}/{tag}" if group else tag
+
+
+def _classes(records):
+    """The class names hparams_lab records for string labels, when every experiment that has them agrees."""
+    found = [record["classes"] for record in records if isinstance(record.get("classes"), list)]
+    if not found or any(names != found[0] for names in found):
+        return None
+    return [str(name) for name in found[0]]
 
 
 def _declared_metric(records, rows):

@@ -41,6 +41,7 @@ class StudyResult:
     metric: str
     results: list[TrialResult]  # every planned run, in plan order (earlier attempts' successes too)
     directions: dict[str, str] = dataclasses.field(default_factory=dict)  # --direction, if given
+    classes: tuple[str, ...] | None = None  # the names of labels 0..n-1, when they were strings
 
     def ranked(self) -> list[TrialResult]:
         return ranked(self.results, self.metric, self.directions)
@@ -115,7 +116,7 @@ def run_study(
         backend = backend or InlineBackend(trainer(data, prepared.model, settings, config.cv, config.seed), reporter)
         with resume.opened(prepared.experiment_dir, record, config.overwrite):
             results = _run(prepared, backend, reporter)
-    return StudyResult(prepared.experiment_dir, prepared.metric, results, prepared.directions)
+    return StudyResult(prepared.experiment_dir, prepared.metric, results, prepared.directions, data.classes)
 
 
 def _first_trial(prepared: Prepared) -> Trial:
