@@ -24,7 +24,7 @@ from hparams_lab.search.base import Task
 from hparams_lab.training.fit import TrainSettings
 from hparams_lab.core.trial import Trial, TrialStatus
 from tests.fakes import FakeTrain
-from tests.test_workers import KILLER  # a model that SIGKILLs its process for units=13
+from tests.test_workers import DATA_FUNCTION, KILLER  # KILLER: a model that SIGKILLs its process for units=13
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def cluster(tmp_path_factory):
     """Two worker processes of one thread; a task whose worker dies twice is KilledWorker."""
     models = str(tmp_path_factory.mktemp("models"))
     Path(models, "dask_killer_model.py").write_text(KILLER)
+    Path(models, "dask_data_function.py").write_text(DATA_FUNCTION)
     sys.path.insert(0, models)  # spawned workers (restarted ones too) start with this sys.path
     db.own_rng_for_dask()  # the scheduler runs in this process, where the reference trials train
     try:
@@ -56,6 +57,15 @@ def test_a_cluster_gives_the_same_trials_and_results(cluster, tmp_path):
     assert [r.metrics for r in on_dask.results] == [r.metrics for r in one.results]
     assert sorted(p.parent.name for p in (tmp_path / "dask").glob("*/trial.json")) == \
         sorted(p.parent.name for p in (tmp_path / "one").glob("*/trial.json"))
+
+
+@pytest.mark.slow
+def test_the_workers_load_the_data_from_a_data_function(cluster, tmp_path):
+    options = dict(data="dask_data_function:regression", trials=2, epochs=1, logdir=tmp_path)
+    one = run_study(experiment="one", **options)
+    on_dask = run_study(experiment="dask", scheduler=cluster.scheduler_address, **options)
+    assert [r.metrics for r in on_dask.results] == [r.metrics for r in one.results]
+    assert all(r.status is TrialStatus.SUCCESS for r in on_dask.results)
 
 
 @pytest.mark.slow

@@ -53,3 +53,37 @@ def test_a_notebook_function_cannot_go_to_workers(tmp_path):
     with pytest.raises(UserError, match="--workers needs the model as a function importable by name"):
         run_study(model=local_model, workers=2, trials=1, epochs=1, logdir=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+DATA_FUNCTION = '''
+import numpy as np
+
+CALLS = []
+
+
+def regression():
+    CALLS.append(1)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)).astype("float32")
+    return x, x @ np.array([1.0, -2.0, 0.5], dtype="float32")
+'''
+
+
+def test_workers_load_the_data_from_a_data_function(tmp_path, monkeypatch):
+    (tmp_path / "worker_data.py").write_text(DATA_FUNCTION)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    options = dict(data="worker_data:regression", trials=2, epochs=1, logdir=tmp_path / "logs")
+    one = run_study(experiment="one", **options)
+    two = run_study(experiment="two", workers=2, **options)
+    assert one.metric == "best_val_loss"
+    assert [r.metrics for r in two.results] == [r.metrics for r in one.results]
+    assert all(r.status.value == "SUCCESS" for r in two.results)
+
+
+def test_arrays_in_memory_cannot_go_to_workers(tmp_path):
+    import numpy as np
+
+    x, y = np.zeros((20, 2), "float32"), np.arange(20) % 2
+    with pytest.raises(UserError, match="data in memory is not sent to worker processes; give it as an importable"):
+        run_study(data=(x, y), workers=2, trials=1, epochs=1, logdir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
