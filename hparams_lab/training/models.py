@@ -7,15 +7,13 @@ model or an optimizer does.
 from __future__ import annotations
 
 import difflib
-import importlib
 import math
 import numbers
-import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from hparams_lab.core.errors import UserError, one_line
+from hparams_lab.training.importing import import_attribute
 
 TRAINING_HPARAMS: frozenset[str] = frozenset(
     {"optimizer", "learning_rate", "momentum", "weight_decay", "beta_1", "beta_2",
@@ -70,25 +68,8 @@ def resolve_model(spec: str) -> ModelSpec:
 
 
 def _import_builder(spec: str) -> Callable[..., Any]:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise UserError(f"model {spec!r} must have the form {_USER_FORM}")
-    # `python run.py` puts run.py's folder on sys.path, not the cwd; users expect
-    # their model file next to where they run the study to be found.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # any import-time failure of the user's module
-        raise UserError(
-            f"model {spec!r}: cannot import module {module_name!r}: {one_line(exc)}"
-        ) from exc
-    if not hasattr(module, attr):
-        raise UserError(
-            f"model {spec!r}: module {module_name!r} has no attribute {attr!r}; "
-            f"expected {_USER_FORM} naming a function"
-        )
-    builder = getattr(module, attr)
+    builder = import_attribute(spec, "model", _USER_FORM)
+    attr = spec.partition(":")[2]
     if not callable(builder):
         raise UserError(
             f"model {spec!r}: {attr!r} is a {type(builder).__name__}, not a function "
