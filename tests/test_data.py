@@ -426,9 +426,11 @@ def test_corrupt_cached_file_is_a_user_error(empty_keras_home, monkeypatch):
 # --- no TensorFlow ----------------------------------------------------------------------------
 
 
-def test_names_digits_and_npz_never_import_tensorflow(tmp_path):
+def test_names_digits_npz_csv_and_arrays_never_import_tensorflow(tmp_path):
     x, y = balanced()
     path = write_npz(tmp_path / "d.npz", x_train=x, y_train=y)
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(10)))
     code = textwrap.dedent(f"""
         import sys
         import hparams_lab.training.data, hparams_lab.training.models
@@ -440,6 +442,10 @@ def test_names_digits_and_npz_never_import_tensorflow(tmp_path):
         check_dataset('digits')
         load_dataset('digits')
         load_dataset({path!r})
+        from hparams_lab.training.data import load_data
+        import numpy as np
+        load_data('iris'); load_data({str(csv)!r}, targets=('y',))
+        load_data((np.zeros((10, 2)), np.arange(10) % 2))
         print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))
     """)
     checkout = str(pathlib.Path(__file__).resolve().parents[1])

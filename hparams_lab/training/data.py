@@ -273,7 +273,8 @@ def _input(name: str, label: str, x: Any) -> np.ndarray:
         raise UserError(f"data set {name!r}: {label} is empty (0 samples)")
     # uint8 means 0..255 pixels by convention; anything else is taken as already scaled.
     # astype copies, so freezing never touches the caller's arrays.
-    a = _images(a) if a.dtype == np.uint8 else a.astype(np.float32)
+    with np.errstate(over="ignore"):  # reported below, with the index
+        a = _images(a) if a.dtype == np.uint8 else a.astype(np.float32)
     tasks.check_finite(name, label, a)  # after the cast: float64 beyond float32's range is inf
     return a
 

@@ -215,7 +215,7 @@ def _strings(name, arrays, task):
     if task not in CLASSIFICATION:
         raise UserError(
             f"data set {name!r}: task {task!r} needs numbers, but {train_label} holds strings "
-            f"(e.g. {flat[train_label].flat[0]!r})"
+            f"(e.g. {str(flat[train_label].flat[0])!r})"
         )
     if task == "binary" and len(classes) != 2:
         shown = ", ".join(repr(c) for c in classes[:5]) + (", ..." if len(classes) > 5 else "")
