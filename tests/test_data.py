@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hparams_lab.training import data
-from hparams_lab.training.data import DATASETS, check_dataset, load_dataset
+from hparams_lab.training.data import DATASETS, check_dataset, load_data, load_dataset
 from hparams_lab.core.errors import UserError
 
 
@@ -33,22 +33,30 @@ def balanced(n_classes=3, per_class=10, shape=(4,), dtype=np.float32, seed=0):
 
 
 def test_builtin_names_pass_check():
-    assert DATASETS == ("digits", "mnist", "fashion_mnist")
+    assert DATASETS == ("digits", "mnist", "fashion_mnist", "iris", "wine", "breast_cancer", "diabetes")
     for name in DATASETS:
         check_dataset(name)
 
 
-@pytest.mark.parametrize("name", ["foo", "Digits", "data.csv", "", None])
+@pytest.mark.parametrize("name", ["foo", "Digits", "data.txt", "", None])
 def test_unknown_name_is_rejected_with_choices(name):
     with pytest.raises(UserError, match=r"unknown data set .*choose digits, mnist, fashion_mnist"):
         check_dataset(name)
 
 
-def test_existing_non_npz_file_is_rejected(tmp_path):
+def test_existing_file_of_another_kind_is_rejected(tmp_path):
+    txt = tmp_path / "data.txt"
+    txt.write_text("1,2\n")
+    with pytest.raises(UserError, match=r"unknown data set '.*data\.txt'.*\.npz or \.csv file"):
+        check_dataset(str(txt))
+
+
+def test_csv_passes_the_alias_check_only_with_targets(tmp_path):
     csv = tmp_path / "data.csv"
-    csv.write_text("1,2\n")
-    with pytest.raises(UserError, match=r"unknown data set '.*data\.csv'.*\.npz file"):
+    csv.write_text("a,y\n1,2\n")
+    with pytest.raises(UserError, match=r"'.*data\.csv': a CSV file needs targets"):
         check_dataset(str(csv))
+    data.check_data_source(str(csv), targets=("y",))
 
 
 def test_missing_npz_is_rejected(tmp_path):
@@ -220,26 +228,36 @@ def test_npz_test_sample_shape_must_match_train(tmp_path):
         load_dataset(path)
 
 
-@pytest.mark.parametrize(
-    "labels, shown",
-    [
-        (np.array([0.5, 1.0, 2.0] * 10), r"float64 \(e\.g\. 0\.5\)"),
-        (np.array(["a", "b", "c"] * 10), r"<U1"),
-        (np.array([0.0, np.nan, 1.0] * 10), r"nan"),
-    ],
-)
-def test_npz_non_integer_labels(tmp_path, labels, shown):
+def test_npz_float_labels_mean_regression_unless_multiclass_is_asked(tmp_path):
     x, _ = balanced()
-    path = write_npz(tmp_path / "d.npz", x_train=x, y_train=labels)
-    with pytest.raises(UserError, match=rf"y_train must hold integer class labels.*{shown}"):
+    path = write_npz(tmp_path / "d.npz", x_train=x, y_train=np.array([0.5, 1.0, 2.0] * 10))
+    assert load_dataset(path).task == "regression"
+    with pytest.raises(UserError, match=r"y_train must hold integer class labels 0\.\.n-1 for task "
+                                        r"'multiclass', got dtype float64 \(e\.g\. 0\.5\)"):
+        load_data(path, task="multiclass")
+
+
+def test_npz_string_labels_are_class_names(tmp_path):
+    x, _ = balanced()
+    ds = load_dataset(write_npz(tmp_path / "d.npz", x_train=x, y_train=np.array(["b", "a", "c"] * 10)))
+    assert ds.task == "multiclass" and ds.classes == ("a", "b", "c") and ds.n_classes == 3
+    assert sorted(np.bincount(np.concatenate([ds.y_train, ds.y_val]))) == [10, 10, 10]
+
+
+def test_npz_nan_labels_are_named_with_their_index(tmp_path):
+    x, _ = balanced()
+    path = write_npz(tmp_path / "d.npz", x_train=x, y_train=np.array([0.0, np.nan, 1.0] * 10))
+    with pytest.raises(UserError, match=r"'.*d\.npz': y_train holds nan at index 1; every value must be a finite"):
         load_dataset(path)
 
 
-def test_npz_one_hot_labels_are_rejected(tmp_path):
+def test_npz_one_hot_labels_are_multilabel_unless_multiclass_is_asked(tmp_path):
     x, y = balanced()
     path = write_npz(tmp_path / "d.npz", x_train=x, y_train=np.eye(3)[y])
-    with pytest.raises(UserError, match=r"one integer label per sample, got shape \(30, 3\)"):
-        load_dataset(path)
+    ds = load_dataset(path)
+    assert ds.task == "multilabel" and ds.n_outputs == 3 and ds.y_train.dtype == np.float32
+    with pytest.raises(UserError, match=r"task 'multiclass' needs one label per sample, but y_train is shaped \(30, 3\)"):
+        load_data(path, task="multiclass")
 
 
 def test_npz_negative_labels(tmp_path):
@@ -408,9 +426,11 @@ def test_corrupt_cached_file_is_a_user_error(empty_keras_home, monkeypatch):
 # --- no TensorFlow ----------------------------------------------------------------------------
 
 
-def test_names_digits_and_npz_never_import_tensorflow(tmp_path):
+def test_names_digits_npz_csv_and_arrays_never_import_tensorflow(tmp_path):
     x, y = balanced()
     path = write_npz(tmp_path / "d.npz", x_train=x, y_train=y)
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(10)))
     code = textwrap.dedent(f"""
         import sys
         import hparams_lab.training.data, hparams_lab.training.models
@@ -422,6 +442,10 @@ def test_names_digits_and_npz_never_import_tensorflow(tmp_path):
         check_dataset('digits')
         load_dataset('digits')
         load_dataset({path!r})
+        from hparams_lab.training.data import load_data
+        import numpy as np
+        load_data('iris'); load_data({str(csv)!r}, targets=('y',))
+        load_data((np.zeros((10, 2)), np.arange(10) % 2))
         print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))
     """)
     checkout = str(pathlib.Path(__file__).resolve().parents[1])

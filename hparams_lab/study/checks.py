@@ -29,6 +29,7 @@ from hparams_lab.study.config import DEFAULT_SPACE, StudyConfig
 from hparams_lab.training import compile as training_compile
 from hparams_lab.training.data import Dataset, check_data_source, check_folds, load_data, needs_keras, sendable
 from hparams_lab.training.models import ModelSpec, check_hparam_values, check_hparams, check_optimizer, model_spec
+from hparams_lab.training.tasks import check_task
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def prepare(config: StudyConfig) -> Prepared:
                         "processes) or --workers N (processes of this machine), not both")
     if config.direction not in (None, *m.DIRECTIONS):
         raise UserError(f"--direction {config.direction!r}: choose max or min")
-    training_compile.check_task(config.task)
+    check_task(config.task)
     check_data_source(config.data, targets=config.targets)
     if config.sent_by is not None:
         _check_sendable_data(config.data, config.sent_by)

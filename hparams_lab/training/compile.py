@@ -13,8 +13,6 @@ from typing import Any, Sequence
 
 from hparams_lab.core.errors import UserError, one_line
 
-TASKS = ("multiclass", "binary", "multilabel", "regression")
-
 
 @dataclass(frozen=True)
 class TaskDefaults:
@@ -31,11 +29,6 @@ DEFAULTS: dict[str, TaskDefaults] = {
     "multilabel": TaskDefaults("binary_crossentropy", ("binary_accuracy", "auc"), "best_val_auc", "sigmoid"),
     "regression": TaskDefaults("mse", ("mae",), "best_val_loss", "linear"),
 }
-
-
-def check_task(task: str | None) -> None:
-    if task is not None and task not in TASKS:
-        raise UserError(f"unknown task {task!r}: choose {', '.join(TASKS)}")
 
 
 def default_metric(task: str) -> str:
