@@ -274,8 +274,9 @@ def train_trial(
                         "callbacks: pass the callbacks it receives on to model.fit(..., callbacks=callbacks)"
                     )
             elif dataset.batched:
+                # shuffle=False: a Dataset's order is the user's own (Keras warns otherwise).
                 model.fit(dataset.x_train, validation_data=dataset.x_val, initial_epoch=start, epochs=epochs,
-                          verbose=0, callbacks=callbacks)
+                          shuffle=False, verbose=0, callbacks=callbacks)
             else:
                 model.fit(
                     dataset.x_train,
