@@ -21,6 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping, NamedTuple
 
+from hparams_lab.core.metrics import higher_is_better
 from hparams_lab.core.trial import Trial
 from hparams_lab.training.fit import import_keras  # the real one, before the fixture replaces it
 
@@ -90,6 +91,7 @@ class FakeTrain:
         interrupt_at: int | None = None,
         interrupt_after: int = 0,
         with_test: bool = False,
+        logged: tuple[str, ...] = ("accuracy", "loss"),
     ):
         self.accuracy = accuracy
         self.epochs = epochs
@@ -99,6 +101,7 @@ class FakeTrain:
         self.interrupt_at = interrupt_at
         self.interrupt_after = interrupt_after
         self.with_test = with_test
+        self.logged = logged  # the metrics it logs: loss-like ones fall as accuracy rises
         self.calls: list[Call] = []
 
     @property
@@ -132,13 +135,14 @@ class FakeTrain:
             if checkpoint is None or not checkpoint.exists():
                 raise FileNotFoundError(f"no checkpoint to continue from at {checkpoint}")
             assert checkpoint.read_text() == f"{trial.id}@{start}"
-        history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+        history: dict[str, list[float]] = {f"{split}{name}": [] for split in ("", "val_") for name in self.logged}
         for epoch in range(start, stop):
             if interrupted and epoch - start == self.interrupt_after:
                 raise KeyboardInterrupt
             acc = self.accuracy_at(trial, epoch)
             loss = math.nan if epoch == self.nan_at else 1.0 - acc
-            logs = {"loss": loss, "accuracy": acc, "val_loss": loss, "val_accuracy": acc}
+            values = {name: acc if higher_is_better(name) else loss for name in self.logged}
+            logs = {f"{split}{name}": value for split in ("", "val_") for name, value in values.items()}
             for name, value in logs.items():
                 history[name].append(value)
             if on_epoch(epoch, logs) or math.isnan(loss):
@@ -149,7 +153,7 @@ class FakeTrain:
             checkpoint.write_text(f"{trial.id}@{start + len(history['loss'])}")
         test = None
         if self.with_test and history["loss"]:
-            test = {"loss": history["loss"][-1], "accuracy": history["accuracy"][-1]}
+            test = {name: history[name][-1] for name in self.logged}
         return SimpleNamespace(history=history, test=test, epochs=len(history["loss"]))
 
 
@@ -193,6 +197,7 @@ class FakeTrainer:
         self.options = options
         self.calls: list[Call] = []
         self.made: list[Made] = []
+        self.logged: tuple[str, ...] = ("accuracy", "loss")  # what the last study's model logs
 
     def configure(self, **options: Any) -> "FakeTrainer":
         self.options.update(options)
@@ -203,12 +208,17 @@ class FakeTrainer:
         return [call.trial_id for call in self.calls]
 
     def logged_metrics(self, trial, data, model_spec, settings) -> list[str]:
-        """What a study's first model logs (training.fit.logged_metrics): the fake's history."""
-        return ["accuracy", "loss"]
+        """What a study's first model logs (training.fit.logged_metrics): the task's metrics (or
+        the study's --metrics) and the loss, as the fake's histories will."""
+        from hparams_lab.training.compile import DEFAULTS
+
+        names = settings.metrics if settings.metrics is not None else DEFAULTS[data.task].metrics
+        self.logged = tuple(self.options.get("logged", (*names, "loss")))
+        return list(self.logged)
 
     def __call__(self, data, model_spec, settings, folds, seed):
         self.made.append(Made(data, model_spec, settings, folds, seed))
-        options = {"epochs": None, "with_test": data.x_test is not None, **self.options}
+        options = {"epochs": None, "with_test": data.x_test is not None, "logged": self.logged, **self.options}
         train = StudyTrain(data, model_spec, folds, seed, settings=settings, **options)
         train.calls = self.calls  # one record for the whole test
         return train

@@ -19,8 +19,8 @@ from hparams_lab.search.hyperband import brackets, capped
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for ext in ("toml", "json") for p in (ROOT / "examples").glob(f"*.{ext}"))
-QUICK = ["--dataset", "digits", "--epochs", "1", "--max-epochs", "1", "--trials", "2"]
-OFFLINE = {"digits"}  # data sets a test can always load
+QUICK = ["--epochs", "1", "--max-epochs", "1", "--trials", "2"]
+OFFLINE = {"digits", "iris", "wine", "breast_cancer", "diabetes"}  # data sets a test can always load
 
 
 def examples_section() -> str:
@@ -139,10 +139,12 @@ def test_example_runs(runner, tmp_path, monkeypatch, example, fake_train):
     logdir = tmp_path / "logs"
     written = {}
     for args in studies_of(example):
-        dataset = option(args, "--dataset") or "digits"
+        dataset = option(args, "--data") or option(args, "--dataset") or "digits"
+        quick = QUICK
         if dataset not in OFFLINE:
             print(f"{example.name}: runs on digits here, not {dataset} (the test must work offline)")
-        result = runner.invoke(main, [*args, *QUICK, "--logdir", str(logdir)])
+            quick = [*QUICK, "--data", "digits"]
+        result = runner.invoke(main, [*args, *quick, "--logdir", str(logdir)])
         assert result.exit_code == 0, result.output
         runs = 2 * int(option(args, "--cv") or 1) * int(option(args, "--repeats") or 1)
         if option(args, "--strategy") in ("hyperband", "successive-halving"):  # 1 epoch: hyperband has one bracket of one configuration
