@@ -150,3 +150,27 @@ def test_tf_data_datasets_batched_by_the_user(tmp_path):
     assert result.status.value == "SUCCESS", result.error
     assert result.epochs == 2 and result.metrics["best_val_mae"] > 0
     assert record(tmp_path / "tfdata")["data"] == {"kind": "memory", "type": "tf.data"}
+
+
+def two_headed(hparams, input_shape, n_outputs):
+    """Two inputs (dicts of arrays), two named regression outputs."""
+    import keras
+
+    inputs = {name: keras.Input(shape=shape, name=name) for name, shape in input_shape.items()}
+    joined = keras.layers.Concatenate()(list(inputs.values()))
+    hidden = keras.layers.Dense(hparams["units"], activation="relu")(joined)
+    outputs = {name: keras.layers.Dense(width, name=name)(hidden) for name, width in n_outputs.items()}
+    return keras.Model(inputs, outputs)
+
+
+def test_several_inputs_and_outputs_as_dicts_of_arrays(tmp_path):
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(200, 3)).astype("float32"), rng.normal(size=(200, 2)).astype("float32")
+    y = {"price": a.sum(axis=1), "area": np.stack([b[:, 0], a[:, 0] - b[:, 1]], axis=1)}
+    study = run_study(SPACE, data=({"a": a, "b": b}, y), model=two_headed, strategy="grid", trials=1, epochs=2,
+                      logdir=tmp_path, experiment="dicts", metric="best_val_price_mae")
+    (result,) = study.results
+    assert result.status.value == "SUCCESS", result.error
+    assert {"best_val_price_loss", "best_val_area_mae", "best_val_loss"} <= set(result.metrics)
+    directions = {m["tag"]: m["direction"] for m in record(tmp_path / "dicts")["metrics"]}
+    assert directions["best_val_price_mae"] == "min" and directions["epoch_area_loss"] == "min"
