@@ -42,6 +42,13 @@ def fit(hparams, model, data, callbacks):
                      batch_size=32, class_weight=weights, callbacks=callbacks, verbose=0)
 
 
+def picky(hparams, input_shape, n_outputs):
+    if hparams["units"] == 16:
+        raise ValueError("16 units are not allowed")
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(n_outputs, activation="softmax")])
+
+
 def careless_fit(hparams, model, data, callbacks):
     return model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
 '''
@@ -117,3 +124,11 @@ def test_what_would_fail_every_trial_fails_the_study_first(tmp_path, options, me
     with pytest.raises(UserError, match=message):
         study(tmp_path, **options)
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_model_that_fails_only_for_the_first_trial_fails_only_that_trial(tmp_path, user_code):
+    space = Space((HParam("units", Discrete([16, 32])),))
+    result = run_study(space, model=f"{user_code}:picky", strategy="grid", epochs=1, logdir=tmp_path, experiment="e")
+    statuses = {r.trial.hparams["units"]: (r.status.value, r.error) for r in result.results}
+    assert statuses[16] == ("FAILURE", "ValueError: 16 units are not allowed")
+    assert statuses[32][0] == "SUCCESS"

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 from hparams_lab.core import groups
 from hparams_lab.core import metrics as m
+from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import ranked
 from hparams_lab.core.space import Space
 from hparams_lab.core.trial import Trial, TrialResult
@@ -110,7 +111,7 @@ def run_study(
     job = WorkerJob(config.data, config.seed, config.model, settings, config.cv, data.task, config.targets)
     with _worker_processes(config.workers, config.scheduler, job) as backend:
         import_keras()
-        logged = logged_metrics(_first_trial(prepared), data, prepared.model, settings)
+        logged = _logged(prepared, settings, logged_metrics)
         check_logged(prepared, logged)
         record = _record(prepared, logged)
         backend = backend or InlineBackend(trainer(data, prepared.model, settings, config.cv, config.seed), reporter)
@@ -119,12 +120,20 @@ def run_study(
     return StudyResult(prepared.experiment_dir, prepared.metric, results, prepared.directions, data.classes)
 
 
-def _first_trial(prepared: Prepared) -> Trial:
-    """The trial whose model shows what every trial logs: the plan's first, or the space's first point."""
-    if prepared.plan.trials:
-        return prepared.plan.trials[0]
+def _logged(prepared: Prepared, settings: Any, logged_metrics: Any) -> list[str]:
+    """What every trial will log, from the first of the plan's first three trials whose model
+    evaluates (one whose hparams alone break the model is that trial's FAILURE later, not the
+    study's); if none does, the first one's error, as a UserError."""
     space = prepared.plan.space
-    return Trial({h.name: h.domain.grid_values()[0] for h in space}, seed=prepared.config.seed)
+    candidates = prepared.plan.trials[:3] or [
+        Trial({h.name: h.domain.grid_values()[0] for h in space}, seed=prepared.config.seed)]
+    first_error = None
+    for trial in candidates:
+        try:
+            return logged_metrics(trial, prepared.data, prepared.model, settings)
+        except UserError as err:
+            first_error = first_error or err
+    raise first_error
 
 
 def _run(prepared: Prepared, backend: Backend, reporter: Reporter) -> list[TrialResult]:
