@@ -118,3 +118,35 @@ def test_bad_data_and_task_flags_are_one_error_line(runner, tmp_path, fake_train
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Error:") and message in last, result.output
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_space_files_training_table_sets_loss_metrics_and_direction(runner, tmp_path, fake_train):
+    space = tmp_path / "space.toml"
+    space.write_text('[hparams]\nunits = [8, 16]\n\n[training]\nloss = "huber"\nmetrics = ["mae", "mse"]\n'
+                     'task = "regression"\n')
+    result = study(runner, tmp_path, "--data", "diabetes", "--space", str(space), "--experiment", "e",
+                   "--metric", "best_val_mse")
+    assert result.exit_code == 0, result.output
+    found = record(tmp_path)
+    assert found["settings"]["loss"] == "huber" and found["settings"]["metrics"] == ["mae", "mse"]
+    assert found["space"]["training"]["loss"] == "huber"
+    assert fake_train.made[0].settings.loss == "huber"
+    # a flag wins over the table
+    flagged = study(runner, tmp_path, "--data", "diabetes", "--space", str(space), "--experiment", "f",
+                    "--loss", "mae")
+    assert flagged.exit_code == 0, flagged.output
+    assert record(tmp_path, "f")["settings"]["loss"] == "mae"
+
+
+@pytest.mark.parametrize("table, message", [
+    ('optimizer = "adam"', "unknown key(s) ['optimizer']"),
+    ("metrics = [1, 2]", "expected a list of Keras metric names"),
+    ("loss = 3", "expected a Keras loss name"),
+])
+def test_a_bad_training_table_is_one_error_line(runner, tmp_path, fake_train, table, message):
+    space = tmp_path / "space.toml"
+    space.write_text(f"[hparams]\nunits = [8]\n\n[training]\n{table}\n")
+    result = study(runner, tmp_path, "--space", str(space))
+    assert result.exit_code == 2
+    assert message in result.output.strip().splitlines()[-1]
+    assert not (tmp_path / "logs").exists()

@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
-from typing import Any, Iterator, Union
+from typing import Any, Iterator, Mapping, Union
 
 from hparams_lab.core.errors import UserError
 
@@ -278,9 +278,14 @@ class HParam:
 
 @dataclass(frozen=True)
 class Space:
-    """An ordered collection of HParams with unique names."""
+    """An ordered collection of HParams with unique names, and the file's training settings.
+
+    ``training`` is the space file's ``[training]`` table: ``loss``, ``metrics``, ``task``,
+    ``direction`` by name (what the study's flags set; a flag given wins).
+    """
 
     hparams: tuple[HParam, ...] = field(default_factory=tuple)
+    training: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         hparams = tuple(self.hparams)
@@ -294,6 +299,7 @@ class Space:
                 raise SpaceError(f"hparam {hparam.name!r} is defined twice")
             seen.add(hparam.name)
         object.__setattr__(self, "hparams", hparams)
+        object.__setattr__(self, "training", _training_table(self.training))
 
     def __iter__(self) -> Iterator[HParam]:
         return iter(self.hparams)
@@ -322,15 +328,15 @@ class Space:
             if h.description:
                 entry["description"] = h.description
             out[h.name] = entry
-        return {"hparams": out}
+        return {"hparams": out, **({"training": dict(self.training)} if self.training else {})}
 
     @classmethod
     def from_dict(cls, data: object, source: str = "space") -> "Space":
         if not isinstance(data, dict) or not isinstance(data.get("hparams"), dict):
             raise SpaceError(f"{source}: expected a table 'hparams' of name = domain entries")
-        unknown = sorted(set(data) - {"hparams"})
+        unknown = sorted(set(data) - {"hparams", "training"})
         if unknown:
-            raise SpaceError(f"{source}: unknown top-level key(s) {unknown}; only 'hparams' is allowed")
+            raise SpaceError(f"{source}: unknown top-level key(s) {unknown}; only 'hparams' and 'training' are allowed")
         hparams = []
         for name, spec in data["hparams"].items():
             try:
@@ -338,7 +344,7 @@ class Space:
             except SpaceError as err:
                 raise SpaceError(f"{source}: {err}") from None
         try:
-            return cls(tuple(hparams))
+            return cls(tuple(hparams), data.get("training") or {})
         except SpaceError as err:
             raise SpaceError(f"{source}: {err}") from None
 
@@ -357,6 +363,28 @@ class Space:
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
             raise SpaceError(f"space file {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from None
         return cls.from_dict(data, source=str(path))
+
+
+# The [training] table: its keys, and what each value must be.
+TRAINING_KEYS = {"loss": "a Keras loss name", "metrics": "a list of Keras metric names",
+                 "task": "multiclass, binary, multilabel or regression", "direction": "max or min"}
+
+
+def _training_table(table: object) -> dict[str, Any]:
+    if not isinstance(table, Mapping):
+        raise SpaceError(f"[training] must be a table of {', '.join(TRAINING_KEYS)}, got {table!r}")
+    unknown = sorted(set(table) - set(TRAINING_KEYS))
+    if unknown:
+        raise SpaceError(f"[training]: unknown key(s) {unknown}; known are {', '.join(TRAINING_KEYS)}")
+    out = dict(table)
+    if isinstance(out.get("metrics"), str):
+        out["metrics"] = [part.strip() for part in out["metrics"].split(",") if part.strip()]
+    for key, value in out.items():
+        ok = (isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)) \
+            if key == "metrics" else (isinstance(value, str) and value)
+        if not ok:
+            raise SpaceError(f"[training] {key} = {value!r}: expected {TRAINING_KEYS[key]}")
+    return out
 
 
 _DOMAIN_KEYS = {

@@ -10,6 +10,7 @@ against what the model really logs (``training.fit.logged_metrics``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import pickle
@@ -50,6 +51,7 @@ class Prepared:
 def prepare(config: StudyConfig) -> Prepared:
     """Checks a study's config and loads its data; UserError for the first thing wrong, nothing written."""
     space = None if config.space is None else _resolve_space(config.space)  # None: the strategy's default
+    config = _with_training_table(config, space)
     _check_counts(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
                   max_epochs=config.max_epochs, repeats=config.repeats, cv=config.cv, workers=config.workers)
     if config.repeats > 1 and config.cv is not None:
@@ -118,6 +120,15 @@ def check_metric_form(metric: str, group_prefix: str | None) -> None:
     if not base.startswith(("best_val_", "final_val_", "test_")) or base.endswith("_"):
         raise UserError(f"--metric {metric!r}: choose best_val_<name>, final_val_<name> or test_<name>, where "
                         "<name> is a metric the model logs (loss, accuracy, auc, mae ...)")
+
+
+def _with_training_table(config: StudyConfig, space: Space | None) -> StudyConfig:
+    """The space file's [training] settings, where the study's own options leave them unset."""
+    table = space.training if space is not None else {}
+    unset = {key: value for key, value in table.items() if getattr(config, key) is None}
+    if "metrics" in unset:
+        unset["metrics"] = tuple(unset["metrics"])
+    return dataclasses.replace(config, **unset) if unset else config
 
 
 def _load(config: StudyConfig) -> Dataset:

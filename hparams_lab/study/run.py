@@ -101,6 +101,7 @@ def run_study(
 
     reporter = reporter or SilentReporter()
     prepared = prepare(config)
+    config = prepared.config  # with the space file's [training] settings
     settings = TrainSettings.from_record(prepared.settings, prepared.metric, loss=config.loss,
                                          metrics=metric_names(config.metrics), callbacks=config.callbacks,
                                          fit=config.fit)
