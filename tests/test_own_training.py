@@ -6,6 +6,7 @@ Real Keras fits on digits, 1-2 epochs, one trial each.
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +133,21 @@ def test_a_model_that_fails_only_for_the_first_trial_fails_only_that_trial(tmp_p
     statuses = {r.trial.hparams["units"]: (r.status.value, r.error) for r in result.results}
     assert statuses[16] == ("FAILURE", "ValueError: 16 units are not allowed")
     assert statuses[32][0] == "SUCCESS"
+
+
+def test_the_own_training_example_runs_as_the_readme_writes_it(tmp_path, monkeypatch):
+    """examples/own_training.py: tf.data from a data function, callbacks and a fit, 1 epoch."""
+    from click.testing import CliRunner
+
+    from hparams_lab.cli.app import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    result = CliRunner().invoke(main, [
+        "--data", "examples.own_training:data", "--callbacks", "examples.own_training:callbacks",
+        "--fit", "examples.own_training:fit", "--experiment", "own-training", "--trials", "2", "--epochs", "1",
+        "--logdir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "2/2 trials succeeded. Leaderboard by best_val_auc" in result.output
+    for run_dir in (tmp_path / "own-training").glob("*/"):
+        if (run_dir / "trial.json").exists():
+            assert "learning_rate" in (run_dir / "epochs.csv").read_text().splitlines()[0]
