@@ -38,6 +38,10 @@ def logs(tmp_path_factory):
     cli(logs, "--data", "diabetes", "--space", "examples/regression.toml", "--trials", "2", "--experiment",
         "regression", "--metric", "best_val_mae")
     cli(logs, "--data", "breast_cancer", "--trials", "2", "--experiment", "binary")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 5)).astype("float32")
+    y = np.stack([x[:, 0] > 0, x[:, 1] > 0, x[:, 2] + x[:, 3] > 0], axis=1).astype("int64")
+    run_study(SPACE, data=(x, y), strategy="grid", epochs=2, logdir=logs, experiment="multilabel")
     return logs
 
 
@@ -65,7 +69,7 @@ def test_each_task_records_its_defaults(logs, experiment, task, metric, loss):
         assert directions["best_val_loss"] == "min"
 
 
-@pytest.mark.parametrize("experiment", ["regression", "binary"])
+@pytest.mark.parametrize("experiment", ["regression", "binary", "multilabel"])
 def test_tensorboard_shows_every_declared_metric_in_every_session(logs, experiment):
     declared = {(m["group"], m["tag"]) for m in record(logs / experiment)["metrics"]}
     trials = trials_of(logs / experiment)
