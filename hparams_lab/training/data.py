@@ -257,10 +257,7 @@ def _inputs(name: str, x: Any, split: str) -> Any:
 
 
 def _input(name: str, label: str, x: Any) -> np.ndarray:
-    try:
-        a = np.asarray(x)
-    except ValueError as exc:  # ragged nested lists
-        raise UserError(f"data set {name!r}: {label} is not an array: {exc}") from exc
+    a = tasks.as_array(name, label, x)
     if a.dtype == object:
         with contextlib.suppress(TypeError, ValueError):
             a = a.astype(np.float64)

@@ -84,12 +84,17 @@ def check_finite(name: str, label: str, a: np.ndarray) -> None:
         )
 
 
+def as_array(name: str, label: str, value: Any) -> np.ndarray:
+    """``value`` as a numpy array; ragged nested lists are the user's error."""
+    try:
+        return np.asarray(value)
+    except ValueError as exc:
+        raise UserError(f"data set {name!r}: {label} is not an array: {exc}") from exc
+
+
 def as_label_array(name: str, label: str, y: Any) -> np.ndarray:
     """Labels as a numeric or str numpy array shaped (n,) or (n, k)."""
-    try:
-        a = np.asarray(y)
-    except ValueError as exc:  # ragged nested lists
-        raise UserError(f"data set {name!r}: {label} is not an array: {exc}") from exc
+    a = as_array(name, label, y)
     if a.dtype == object:
         if all(isinstance(v, str) for v in a.flat):
             a = a.astype(str)
