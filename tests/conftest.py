@@ -28,3 +28,23 @@ def fake_train(monkeypatch):
     monkeypatch.setattr(fit, "import_keras", lambda: None)
     monkeypatch.setattr(fit, "logged_metrics", fake.logged_metrics)
     return fake
+
+
+@pytest.fixture
+def write_module(tmp_path, monkeypatch):
+    """``write_module(prefix, code)`` -> the name of a new module '<prefix>_<n>' on sys.path
+    holding ``code`` (a user's models, data functions, callbacks); forgotten after the test."""
+    import sys
+
+    names = []
+
+    def write(prefix: str, code: str) -> str:
+        name = f"{prefix}_{abs(hash(str(tmp_path))) % 10**8}"
+        (tmp_path / f"{name}.py").write_text(code)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        names.append(name)
+        return name
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)

@@ -46,13 +46,9 @@ NOT_CALLABLE = 42
 
 
 @pytest.fixture
-def user_module(tmp_path, monkeypatch):
-    """A module 'user_models_<n>' on sys.path; returns its name."""
-    name = f"user_models_{abs(hash(str(tmp_path))) % 10**8}"
-    (tmp_path / f"{name}.py").write_text(USER_MODEL)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield name
-    sys.modules.pop(name, None)
+def user_module(write_module):
+    """A module 'user_models_<n>' on sys.path holding USER_MODEL; returns its name."""
+    return write_module("user_models", USER_MODEL)
 
 
 # --- resolve_model (no Keras) ------------------------------------------------------------

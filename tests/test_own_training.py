@@ -5,7 +5,6 @@ Real Keras fits on digits, 1-2 epochs, one trial each.
 """
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -56,12 +55,9 @@ def careless_fit(hparams, model, data, callbacks):
 
 
 @pytest.fixture
-def user_code(tmp_path, monkeypatch):
-    name = f"own_training_{abs(hash(str(tmp_path))) % 10**8}"
-    (tmp_path / f"{name}.py").write_text(USER_CODE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield name
-    sys.modules.pop(name, None)
+def user_code(write_module):
+    """A module 'own_training_<n>' on sys.path holding USER_CODE; returns its name."""
+    return write_module("own_training", USER_CODE)
 
 
 def study(tmp_path, **options):
