@@ -178,3 +178,18 @@ def test_several_inputs_and_outputs_as_dicts_of_arrays(tmp_path):
     assert {"best_val_price_loss", "best_val_area_mae", "best_val_loss"} <= set(result.metrics)
     directions = {m["tag"]: m["direction"] for m in record(tmp_path / "dicts")["metrics"]}
     assert directions["best_val_price_mae"] == "min" and directions["epoch_area_loss"] == "min"
+
+
+def test_loss_and_metrics_as_keras_objects(tmp_path):
+    import keras
+
+    x, y = _regression_arrays()
+    study = run_study(SPACE, data=(x, y), strategy="grid", trials=1, epochs=2, logdir=tmp_path, experiment="objects",
+                      loss=keras.losses.Huber(), metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+                      metric="best_val_rmse")
+    (result,) = study.results
+    assert result.status.value == "SUCCESS", result.error
+    assert {"best_val_rmse", "best_val_loss"} <= set(result.metrics) and "best_val_mae" not in result.metrics
+    found = record(tmp_path / "objects")
+    assert found["settings"]["loss"] == "huber_loss" and found["settings"]["metrics"] == ["rmse"]
+    assert {m["tag"]: m["direction"] for m in found["metrics"]}["best_val_rmse"] == "min"
