@@ -1,7 +1,9 @@
 """hparams_lab.training.data with the user's own data: every source kind, task inference,
 CSV files, data functions, dict inputs/outputs, tf.data, bad inputs, source records."""
 
+import hashlib
 import os
+from pathlib import Path
 import textwrap
 
 import numpy as np
@@ -249,8 +251,9 @@ def test_csv_string_target_becomes_classes(tmp_path):
     for (a, b), label in zip(x, y):
         assert b == a * 0.5 and ds.classes[label] == ["setosa", "virginica", "versicolor"][int(a) % 3]
     stat = os.stat(path)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     assert ds.source == {"kind": "file", "path": str(tmp_path.resolve() / "flowers.csv"),
-                         "size": stat.st_size, "mtime": stat.st_mtime, "targets": ["species"]}
+                         "size": stat.st_size, "sha256": digest, "targets": ["species"]}
     assert ds.name == path
 
 
@@ -277,6 +280,7 @@ def test_csv_integer_target_is_multiclass_and_binary(tmp_path):
         ("a,b,y\n1,2,0\n3,abc,1\n", r"'.*bad\.csv': row 3, column 'b' holds 'abc', not a number"),
         ("a,b,y\n1,2,0\n3,4,1\n5,,0\n", r"row 4, column 'b' is empty; missing values are not supported"),
         ("a,b,y\n1,2,0\n3,nan,1\n", r"row 3, column 'b' holds 'nan'; every value must be a finite number"),
+        ("a,b,y\n1,2,0\n3,1e300,1\n", r"row 3, column 'b' holds '1e300', too large for the float32"),
         ("a,b,y\n1,2,0\n3,4,\n", r"row 3, target column 'y' is empty"),
         ("a,b,y\n1,2,0\n3,4\n", r"row 3 has 2 cells but the header 3"),
         ("a,b,label\n1,2,0\n", r"has no target column 'y'; its columns are a, b, label"),
@@ -410,11 +414,16 @@ def test_source_changed(tmp_path):
     assert source_changed(recorded) is None
     assert source_changed({"kind": "named", "name": "digits"}) is None
     assert source_changed({"kind": "function", "function": "m:f"}) is None
-    np.savez(tmp_path / "d.npz", x_train=x[:20], y_train=y[:20])
+    os.utime(tmp_path / "d.npz", (1, 1_000_000))
+    assert source_changed(recorded) is None  # only touched: the same data
+    np.savez(tmp_path / "d.npz", x_train=x[::-1], y_train=y)  # same size, other contents
     os.utime(tmp_path / "d.npz", (1, 1_000_000))
     assert source_changed(recorded) == (
+        f"data file {recorded['path']!r} changed since the study recorded it (its contents differ)")
+    np.savez(tmp_path / "d.npz", x_train=x[:20], y_train=y[:20])
+    assert source_changed(recorded) == (
         f"data file {recorded['path']!r} changed since the study recorded it "
-        f"(size {recorded['size']} -> {os.stat(tmp_path / 'd.npz').st_size} bytes, modified since)"
+        f"(size {recorded['size']} -> {os.stat(tmp_path / 'd.npz').st_size} bytes)"
     )
     os.remove(tmp_path / "d.npz")
     assert source_changed(recorded) == f"data file {recorded['path']!r} recorded by the study no longer exists"

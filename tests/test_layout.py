@@ -139,3 +139,16 @@ def test_every_command_reports_a_user_error_as_one_error_line(runner, tmp_path):
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2, (command, result.output)
         assert len(lines) == 1 and lines[0].startswith("Error: "), (command, result.output)
+
+
+def test_one_line_keeps_the_substance_of_an_error_that_announces_it():
+    from hparams_lab.core.errors import one_line
+
+    class InvalidArgumentError(Exception):
+        pass
+
+    err = InvalidArgumentError("Graph execution error:\n\nDetected at node x defined at:\n  File \"a.py\", line 1\n"
+                               "indices[0] = 7 is not in [0, 5)\n\t [[{{node y}}]] [Op:__inference_3]")
+    assert one_line(err) == "InvalidArgumentError: Graph execution error: indices[0] = 7 is not in [0, 5)"
+    assert one_line(ValueError("plain\nsecond")) == "ValueError: plain"
+    assert one_line(RuntimeError()) == "RuntimeError"

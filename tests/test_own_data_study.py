@@ -50,7 +50,7 @@ def test_a_resume_refuses_a_data_file_that_changed(runner, tmp_path, fake_train)
     again = study(runner, tmp_path, *args)
     assert again.exit_code == 2
     assert again.output.strip().splitlines()[-1].startswith("Error: experiment 'e' was started with other settings")
-    assert "data size was" in again.output
+    assert "data sha256 was" in again.output or "data size was" in again.output
 
 
 def test_a_rerun_refuses_a_data_file_that_changed(runner, tmp_path, fake_train):

@@ -49,6 +49,17 @@ def picky(hparams, input_shape, n_outputs):
                              keras.layers.Dense(n_outputs, activation="softmax")])
 
 
+def too_narrow(hparams, input_shape, n_outputs):
+    model = keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                              keras.layers.Dense(5, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def blind_fit(hparams, model, data, callbacks):
+    return model.fit(data.x_train, data.y_train, epochs=1, callbacks=callbacks, verbose=0)
+
+
 def careless_fit(hparams, model, data, callbacks):
     return model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
 '''
@@ -104,6 +115,12 @@ def test_a_fit_of_ones_own_trains_with_hparams_labs_callbacks(tmp_path, user_cod
     assert trial.metrics["best_val_accuracy"] > 0.2  # 10 classes: 0.1 by chance
 
 
+def test_a_fit_without_validation_data_fails_the_trial_saying_so(tmp_path, user_code):
+    (trial,) = study(tmp_path, fit=f"{user_code}:blind_fit").results
+    assert trial.status.value == "FAILURE" and trial.metrics == {}
+    assert "trained without validation data" in trial.error and "validation_data=" in trial.error
+
+
 def test_a_fit_that_drops_the_callbacks_fails_the_trial_saying_so(tmp_path, user_code):
     result = study(tmp_path, fit=f"{user_code}:careless_fit")
     (trial,) = result.results
@@ -116,8 +133,11 @@ def test_a_fit_that_drops_the_callbacks_fails_the_trial_saying_so(tmp_path, user
     ({"metrics": "accuracy,no_such_metric"}, "unknown metric 'no_such_metric'"),
     ({"metric": "best_val_auc"}, "--metric 'best_val_auc': the model does not log it"),
     ({"loss": "binary_crossentropy"}, "cannot be evaluated on the validation data"),
+    ({"metrics": "accuracy,auc"}, "'auc' needs binary or multilabel labels"),
+    ({"model": "{user}:too_narrow"}, r"has 5 outputs, but the labels of 'digits' go up to 9"),
 ])
-def test_what_would_fail_every_trial_fails_the_study_first(tmp_path, options, message):
+def test_what_would_fail_every_trial_fails_the_study_first(tmp_path, user_code, options, message):
+    options = {key: value.replace("{user}", user_code) for key, value in options.items()}
     with pytest.raises(UserError, match=message):
         study(tmp_path, **options)
     assert not (tmp_path / "logs").exists()

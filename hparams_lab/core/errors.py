@@ -10,6 +10,19 @@ class UserError(ValueError):
 
 
 def one_line(err: BaseException) -> str:
-    """'Type: first line of the message', for errors quoted inside one-line reports."""
+    """'Type: first line of the message', for errors quoted inside one-line reports.
+
+    A first line that only announces what follows (TensorFlow's "Graph execution error:")
+    gets the message's last line of substance instead of nothing: the op's own complaint,
+    not its stack trace or node name.
+    """
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+    if not text:
+        return type(err).__name__
+    first = text[0].strip()
+    if first.endswith(":"):
+        substance = [line.strip() for line in text[1:] if line.strip() and not line[:1].isspace()
+                     and not line.lstrip().startswith(("File ", "[[", "Traceback", "Detected at node"))]
+        if substance:
+            first = f"{first} {substance[-1]}"
+    return f"{type(err).__name__}: {first}"

@@ -96,6 +96,8 @@ def run_task(
             bad = m.first_non_finite(history)
             if bad is not None:
                 error = f"{bad[0]} became {history[bad[0]][bad[1]]} at epoch {bad[1] + 1}"
+        if error is None and outcome is not None and not any(name.startswith("val_") for name in history):
+            error = "training logged no validation metrics (val_...), so the trial cannot be ranked"
         status = TrialStatus.SUCCESS if error is None else TrialStatus.FAILURE
         if status is TrialStatus.SUCCESS and pruned_at:
             status = TrialStatus.PRUNED

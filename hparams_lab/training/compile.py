@@ -78,9 +78,19 @@ def compile_args(model: Any, task: str, loss: Any = None, metrics: Sequence[Any]
     return {"loss": chosen_loss, "metrics": built}
 
 
+# Keras' metrics that compare a label with one output unit: integer class labels against
+# a softmax don't fit them (they fail deep inside the graph otherwise).
+_ONE_UNIT = ("auc", "precision", "recall")
+
+
 def _metric(keras: Any, name: Any, task: str) -> Any:
     if not isinstance(name, str):
         return name  # a Keras metric object: the user's, as given
+    if task == "multiclass" and name.lower() in _ONE_UNIT:
+        raise UserError(
+            f"metric {name!r} needs binary or multilabel labels (one output unit per label), not the "
+            "integer classes of a multiclass task; use accuracy, or a metric object of your own"
+        )
     if name.lower() == "auc":
         # One AUC over all labels of a multilabel model, not one per label averaged away.
         return keras.metrics.AUC(name="auc", multi_label=task == "multilabel")

@@ -130,7 +130,7 @@ def _not_noise(line: str) -> bool:
 def _held_stderr(keep: Callable[[str], bool]):
     """fd 2 goes to a temp file; afterwards the lines ``keep`` accepts are written back.
 
-    On an exception everything is written back: the held text may explain it.
+    On an exception everything but known noise is written back: the held text may explain it.
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -148,7 +148,7 @@ def _held_stderr(keep: Callable[[str], bool]):
             os.close(saved)
             sink.seek(0)
             lines = sink.read().decode("utf-8", "replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if failed or keep(line)))
+            sys.stderr.write("".join(line for line in lines if keep(line) or failed and _not_noise(line)))
             sys.stderr.flush()
 
 
@@ -200,6 +200,7 @@ def logged_metrics(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settin
     try:
         with _custom_gradients_released(), _held_stderr(keep=_not_noise):
             model = compiled_model(trial.hparams, dataset, model_spec, settings)
+            _check_classes_fit(model, dataset, model_spec)
             if dataset.batched:
                 logs = model.evaluate(dataset.x_val.take(1), verbose=0, return_dict=True)
             else:
@@ -214,6 +215,22 @@ def logged_metrics(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settin
     finally:
         keras.backend.clear_session()
     return list(logs)
+
+
+def _check_classes_fit(model: Any, dataset: Dataset, model_spec: ModelSpec) -> None:
+    """Multiclass labels 0..n-1 need n outputs, compiled model or not (said plainly, before
+    TensorFlow says 'indices[0] = 7 is not in [0, 5)')."""
+    if dataset.task != "multiclass" or not isinstance(dataset.n_outputs, int):
+        return
+    try:
+        width = model.output_shape[-1]
+    except (AttributeError, ValueError, IndexError, TypeError):
+        return  # a subclassed or multi-output model: Keras will say
+    if isinstance(width, int) and width < dataset.n_outputs:
+        raise UserError(
+            f"model {model_spec.name!r} has {width} outputs, but the labels of {dataset.name!r} go up to "
+            f"{dataset.n_outputs - 1}; end the model with Dense({dataset.n_outputs}, activation='softmax')"
+        )
 
 
 def _head(arrays: Any, n: int = 32) -> Any:
@@ -268,10 +285,16 @@ def train_trial(
         with _held_stderr(keep=_not_noise):
             if user_fit is not None:
                 user_fit(hparams, model, dataset, callbacks)
+                name = getattr(user_fit, "__qualname__", user_fit)
                 if not watch.logs:
                     raise RuntimeError(
-                        f"--fit {getattr(user_fit, '__qualname__', user_fit)!r} trained without hparams_lab's "
-                        "callbacks: pass the callbacks it receives on to model.fit(..., callbacks=callbacks)"
+                        f"--fit {name!r} trained without hparams_lab's callbacks: pass the callbacks it "
+                        "receives on to model.fit(..., callbacks=callbacks)"
+                    )
+                if not any(key.startswith("val_") for key in watch.logs[-1]):
+                    raise RuntimeError(
+                        f"--fit {name!r} trained without validation data, so there is nothing to rank: pass "
+                        "validation_data=(data.x_val, data.y_val) (tf.data: validation_data=data.x_val) to model.fit"
                     )
             elif dataset.batched:
                 # shuffle=False: a Dataset's order is the user's own (Keras warns otherwise).

@@ -23,6 +23,12 @@ def import_function(spec: str, what: str, signature: str) -> Callable[..., Any]:
     # their file next to where they run the study to be found.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())
+    if module_name not in sys.modules:
+        # Users' modules import keras at the top: TensorFlow loads first, quietly (its C++
+        # start-up lines would otherwise come before any message of ours).
+        from hparams_lab.training.fit import import_keras
+
+        import_keras()
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure of the user's module

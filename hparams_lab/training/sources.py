@@ -10,6 +10,7 @@ tf.data.Dataset, and only when an object's type comes from tensorflow.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -112,8 +113,9 @@ def record(source: Any, targets: tuple[str, ...] = ()) -> dict:
         return {"kind": "function", "function": source}
     if which == "file":
         path = Path(os.fspath(source)).expanduser().resolve()
-        stat = path.stat()
-        out = {"kind": "file", "path": str(path), "size": stat.st_size, "mtime": stat.st_mtime}
+        # The contents' hash, not the time: a copy restored with its old time (cp -p, rsync -a)
+        # is still noticed, and a file only touched is still the same data.
+        out = {"kind": "file", "path": str(path), "size": path.stat().st_size, "sha256": _sha256(path)}
         if path.suffix.lower() == ".csv":
             out["targets"] = list(targets)
         return out
@@ -132,11 +134,16 @@ def source_changed(recorded: Mapping) -> str | None:
     changes = []
     if stat.st_size != recorded.get("size"):
         changes.append(f"size {recorded.get('size')} -> {stat.st_size} bytes")
-    if stat.st_mtime != recorded.get("mtime"):
-        changes.append("modified since")
+    elif "sha256" in recorded and _sha256(path) != recorded["sha256"]:
+        changes.append("its contents differ")
     if changes:
         return f"data file {str(path)!r} changed since the study recorded it ({', '.join(changes)})"
     return None
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # --- functions and in-memory objects --------------------------------------------------------

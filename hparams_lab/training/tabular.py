@@ -103,7 +103,15 @@ def _number(name: str, line: int, column: str, cell: str) -> float:
             f"data set {name!r}: row {line}, column {column!r} holds {cell!r}; every value "
             "must be a finite number"
         )
+    if abs(value) > _FLOAT32_MAX:  # features are float32: it would become inf
+        raise UserError(
+            f"data set {name!r}: row {line}, column {column!r} holds {cell!r}, too large for "
+            "the float32 a model trains on (at most about 3.4e38)"
+        )
     return value
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _target(name: str, rows, column: str, i: int) -> np.ndarray:
