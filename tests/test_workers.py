@@ -84,6 +84,6 @@ def test_arrays_in_memory_cannot_go_to_workers(tmp_path):
     import numpy as np
 
     x, y = np.zeros((20, 2), "float32"), np.arange(20) % 2
-    with pytest.raises(UserError, match="data in memory is not sent to worker processes; give it as an importable"):
+    with pytest.raises(UserError, match=r"data in memory \(arrays, datasets, a function defined here\) is not sent"):
         run_study(data=(x, y), workers=2, trials=1, epochs=1, logdir=tmp_path)
     assert list(tmp_path.iterdir()) == []

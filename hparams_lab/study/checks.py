@@ -210,7 +210,8 @@ def _check_sendable_data(source: Any, flag: str) -> None:
     """Workers load the data themselves, once each: from a name, a file or a data function."""
     if not sendable(source):
         raise UserError(
-            f"{flag}: data in memory is not sent to worker processes; give it as an importable function "
+            f"{flag}: data in memory (arrays, datasets, a function defined here) is not sent to worker "
+            "processes; give it as a function importable from a module "
             "(--data package.module:function, or data='package.module:function'), which each worker calls once"
         )
 

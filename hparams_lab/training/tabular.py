@@ -26,9 +26,11 @@ def read_csv(name: str, targets: tuple[str, ...]) -> tuple[np.ndarray, np.ndarra
     columns = {c: i for i, c in enumerate(header)}
     for target in targets:
         if target not in columns:
+            hint = ("; is it separated by ';'? hparams_lab reads comma-separated files"
+                    if len(header) == 1 and ";" in header[0] else "")
             raise UserError(
                 f"data set {name!r} has no target column {target!r}; its columns are "
-                f"{', '.join(header)}"
+                f"{', '.join(header)}{hint}"
             )
     if len(set(targets)) != len(targets):
         raise UserError(f"data set {name!r}: targets {list(targets)} name a column twice")
