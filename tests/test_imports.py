@@ -42,11 +42,11 @@ def test_building_trials_and_writing_logs_do_not_import_tensorflow(tmp_path):
 from hparams_lab.study.run import DEFAULT_SPACE
 from hparams_lab.search.registry import make_trials
 from hparams_lab.execution.local import run_trials
-from hparams_lab.training.data import check_dataset
+from hparams_lab.training.data import check_data_source
 from hparams_lab.training.models import resolve_model, check_hparams
 from types import SimpleNamespace
 trials = make_trials("grid", DEFAULT_SPACE, seed=0, trials=None)
-check_dataset("digits")
+check_data_source("digits")
 check_hparams(resolve_model("mlp"), DEFAULT_SPACE.names)
 fake = lambda trial, on_epoch, **_: SimpleNamespace(history={{"val_accuracy": [0.5]}}, test=None, epochs=1)
 run_trials(trials[:2], fake, __import__("pathlib").Path({str(tmp_path)!r}))

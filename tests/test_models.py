@@ -339,9 +339,9 @@ def test_user_model_must_return_a_keras_model(user_module):
 
 @pytest.mark.slow
 def test_built_mlp_trains_on_cached_read_only_digits():
-    from hparams_lab.training.data import load_dataset
+    from hparams_lab.training.data import load_data
 
-    ds = load_dataset("digits")
+    ds = load_data("digits")
     # Seeded: with op determinism on (any earlier test in this process may have turned it
     # on), TensorFlow refuses unseeded random ops.
     from hparams_lab.training.fit import import_keras

@@ -10,7 +10,7 @@ import pytest
 
 from hparams_lab.cli.app import main
 from hparams_lab.training import fit as training
-from hparams_lab.training.data import load_dataset
+from hparams_lab.training.data import load_data
 from hparams_lab.training.models import resolve_model
 from hparams_lab.training.fit import TrainSettings, train_trial
 from hparams_lab.core.trial import Trial
@@ -21,7 +21,7 @@ HPARAMS = {"units": 32, "dropout": 0.2, "optimizer": "adam", "learning_rate": 0.
 
 
 def train(seed):
-    data = load_dataset("digits", seed=0)
+    data = load_data("digits", seed=0)
     return train_trial(Trial(HPARAMS, seed=seed), data, resolve_model("mlp"), TrainSettings(epochs=3))
 
 

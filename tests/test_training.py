@@ -43,12 +43,12 @@ def test_a_continued_segment_resumes_weights_and_optimizer_state(tmp_path):
 
     import numpy as np
 
-    from hparams_lab.training.data import load_dataset
+    from hparams_lab.training.data import load_data
     from hparams_lab.training.models import resolve_model
     from hparams_lab.training.fit import TrainSettings, train_trial
     from hparams_lab.core.trial import Trial
 
-    data = load_dataset("digits", seed=0)
+    data = load_data("digits", seed=0)
     trial = Trial({"units": 32, "optimizer": "adam", "learning_rate": 0.003}, seed=0)
     spec, settings, checkpoint = resolve_model("mlp"), TrainSettings(batch_size=64), tmp_path / "checkpoint.npz"
     first = train_trial(trial, data, spec, settings, start=0, stop=1, checkpoint=checkpoint)
@@ -70,11 +70,11 @@ def test_a_continued_segment_resumes_weights_and_optimizer_state(tmp_path):
 def test_an_epochs_hparam_wins_and_max_epochs_caps_it():
     """What tests/fakes.py assumes of the trainer, and test_examples' --max-epochs runs rely on."""
     from hparams_lab.core.trial import Trial
-    from hparams_lab.training.data import load_dataset
+    from hparams_lab.training.data import load_data
     from hparams_lab.training.fit import TrainSettings, train_trial
     from hparams_lab.training.models import resolve_model
 
-    data, mlp = load_dataset("digits", seed=0), resolve_model("mlp")
+    data, mlp = load_data("digits", seed=0), resolve_model("mlp")
     trial = Trial({"units": 8, "epochs": 2}, seed=0)
     assert train_trial(trial, data, mlp, TrainSettings(epochs=5)).epochs == 2
     capped = train_trial(trial, data, mlp, TrainSettings(epochs=5, max_epochs=1))

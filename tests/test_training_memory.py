@@ -2,7 +2,7 @@
 
 import pytest
 
-from hparams_lab.training.data import load_dataset
+from hparams_lab.training.data import load_data
 from hparams_lab.training.models import resolve_model
 from hparams_lab.training.fit import TrainSettings, import_keras, train_trial
 from hparams_lab.core.trial import Trial
@@ -19,7 +19,7 @@ def test_a_trial_leaves_no_custom_gradients_behind():
     # Each entry pins a trial's traced train/test graphs for the life of the process
     # (see training._custom_gradients_released); benchmarks/memory.py measures the RSS.
     import_keras()
-    data, mlp = load_dataset("digits", seed=0), resolve_model("mlp")
+    data, mlp = load_data("digits", seed=0), resolve_model("mlp")
     before = custom_gradients()
     for seed in (0, 1):
         train_trial(Trial({"units": 16}, seed=seed), data, mlp, TrainSettings(epochs=1))

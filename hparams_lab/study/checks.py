@@ -140,13 +140,9 @@ def _load(config: StudyConfig) -> Dataset:
 
 
 def _loads_tensorflow(source: Any) -> bool:
-    """Whether loading may import TensorFlow: mnist, a data function, tf.data objects."""
-    if isinstance(source, str):
-        return needs_keras(source) or (":" in source and not source.endswith((".npz", ".csv")))
-    if callable(source):
-        return True
-    values = source.values() if isinstance(source, dict) else source if isinstance(source, (tuple, list)) else ()
-    return any(type(v).__module__.startswith("tensorflow") for v in values)
+    """Whether loading may import TensorFlow: mnist, or a function of the user's (one named
+    module:function is imported quietly by training.importer)."""
+    return needs_keras(source) or callable(source)
 
 
 def _training_settings(config: StudyConfig, data: Dataset) -> dict[str, Any]:

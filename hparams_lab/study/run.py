@@ -97,7 +97,7 @@ def run_study(
         config = space
     else:
         config = StudyConfig.of(space=space, **options)
-    from hparams_lab.training.fit import TrainSettings, import_keras, logged_metrics, trainer  # Keras loads here
+    from hparams_lab.training.fit import TrainSettings, import_keras, trainer  # Keras loads only here
 
     reporter = reporter or SilentReporter()
     prepared = prepare(config)
@@ -112,7 +112,7 @@ def run_study(
     job = WorkerJob(config.data, config.seed, config.model, settings, config.cv, data.task, config.targets)
     with _worker_processes(config.workers, config.scheduler, job) as backend:
         import_keras()
-        logged = _logged(prepared, settings, logged_metrics)
+        logged = _logged(prepared, settings)
         check_logged(prepared, logged)
         record = _record(prepared, logged)
         backend = backend or InlineBackend(trainer(data, prepared.model, settings, config.cv, config.seed), reporter)
@@ -121,10 +121,11 @@ def run_study(
     return StudyResult(prepared.experiment_dir, prepared.metric, results, prepared.directions, data.classes)
 
 
-def _logged(prepared: Prepared, settings: Any, logged_metrics: Any) -> list[str]:
+def _logged(prepared: Prepared, settings: Any) -> list[str]:
     """What every trial will log, from the first of the plan's first three trials whose model
     evaluates (one whose hparams alone break the model is that trial's FAILURE later, not the
     study's); if none does, the first one's error, as a UserError."""
+    from hparams_lab.training.fit import logged_metrics
     space = prepared.plan.space
     candidates = prepared.plan.trials[:3] or [
         Trial({h.name: h.domain.grid_values()[0] for h in space}, seed=prepared.config.seed)]

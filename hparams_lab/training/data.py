@@ -32,7 +32,7 @@ from hparams_lab.training.tasks import CLASSIFICATION, TASKS
 
 __all__ = [
     "DATASETS", "TASKS", "Dataset", "load_data", "check_data_source", "sendable",
-    "source_changed", "needs_keras", "check_dataset", "load_dataset", "cv_fold", "check_folds",
+    "source_changed", "needs_keras", "cv_fold", "check_folds",
 ]
 
 DATASETS: tuple[str, ...] = sources.NAMED
@@ -104,16 +104,6 @@ class Dataset:
 # per trial. Keys: (source, mtime for files, seed, validation_split, task, targets).
 # In-memory sources (and what a callable returns) are not cached.
 _CACHE: dict[tuple, Dataset] = {}
-
-
-def check_dataset(name: Any) -> None:
-    """Alias of `check_data_source` without targets (existing callers)."""
-    check_data_source(name)
-
-
-def load_dataset(name: Any, *, seed: int = 0, validation_split: float = 0.2) -> Dataset:
-    """Alias of `load_data` (existing callers)."""
-    return load_data(name, seed=seed, validation_split=validation_split)
 
 
 def needs_keras(name: Any) -> bool:
