@@ -42,9 +42,9 @@ def snapshot(root):
     return sorted((str(p.relative_to(root)), p.read_bytes() if p.is_file() else None) for p in root.rglob("*"))
 
 
-def assert_refused(runner, path, message, root):
+def assert_refused(runner, path, message, root, *options):
     before = snapshot(root)
-    result = runner.invoke(main, ["rerun", str(path)])
+    result = runner.invoke(main, ["rerun", str(path), *options])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("Error: ")
     assert message in result.output
@@ -118,7 +118,8 @@ def test_a_model_defined_in_a_notebook_cannot_be_rerun(runner, tmp_path, model):
 
 def test_a_user_model_that_is_no_longer_importable(runner, tmp_path):
     trial_dir = recorded_experiment(tmp_path, model="no_such_module_xyz:build")
-    assert_refused(runner, trial_dir, "cannot rerun: model 'no_such_module_xyz:build'", tmp_path)
+    assert_refused(runner, trial_dir, "cannot rerun: model 'no_such_module_xyz:build'", tmp_path,
+                   "--model", "no_such_module_xyz:build")
 
 
 # --- reruns of whole studies (the fake trains both: rerun's bookkeeping is tested here) ---
@@ -178,7 +179,8 @@ def test_rerun_imports_a_user_model_again_in_a_fresh_process(tmp_path, monkeypat
                       logdir=tmp_path / "logs", experiment="exp")
     # A new process, as a user reruns days later: the model is found again from the cwd.
     done = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "rerun", str(study.experiment_dir / study.results[0].trial.id)],
+        [sys.executable, str(ROOT / "run.py"), "rerun", str(study.experiment_dir / study.results[0].trial.id),
+         "--model", "rerun_user_model:build"],
         cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr

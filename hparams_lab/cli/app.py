@@ -193,17 +193,24 @@ def tensorboard(logdir: str, tensorboard_args: tuple[str, ...]) -> None:
 
 @main.command(cls=Command)
 @click.argument("trial_dir", type=click.Path())
-def rerun(trial_dir: str) -> None:
+@click.option("--model", default=None, metavar="MODULE:FUNCTION", help="Trust the recorded model: name it again.")
+@click.option("--data", default=None, help="Trust the recorded data function or file: name it again.")
+@click.option("--callbacks", default=None, metavar="MODULE:FUNCTION", help="Trust the recorded callbacks.")
+@click.option("--fit", default=None, metavar="MODULE:FUNCTION", help="Trust the recorded fit.")
+def rerun(trial_dir: str, **given: str | None) -> None:
     """Train TRIAL_DIR (LOGDIR/EXPERIMENT/TRIAL) again and compare its ranked metric.
 
-    The trial's recorded hparams, seed, data set and model are trained into a new run
+    The trial's recorded hparams, seed, data and model are trained into a new run
     directory <trial-id>.rerun-N in the same experiment; prints the recorded and the
-    new value and whether they match.
+    new value and whether they match. Logs are untrusted: code or files they name
+    (a model, data function, callbacks, fit, a data file outside the logdir's parent)
+    are used only when named again with these options, or confirmed at a terminal.
     """
     from hparams_lab.cli.console import ConsoleReporter
     from hparams_lab.study.rerun import plan_rerun, run_rerun, summary_lines
 
-    plan = plan_rerun(trial_dir)
+    confirm = (lambda question: click.confirm(question, default=False)) if sys.stdin.isatty() else None
+    plan = plan_rerun(trial_dir, given=given, confirm=confirm)
     reporter = ConsoleReporter(sys.stdout, metric=plan.record.metric, epochs=int(plan.record.settings["epochs"]),
                                live=sys.stdout.isatty())
     outcome = run_rerun(plan, reporter)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from hparams_lab.core.errors import UserError, one_line
 from hparams_lab.core.trial import TrialResult
@@ -22,8 +23,9 @@ from hparams_lab.store.experiment import ExperimentRecord
 from hparams_lab.store.jsonfile import read_json
 from hparams_lab.store.lock import ExperimentLock, check_unlocked
 from hparams_lab.store.rundirs import rerun_dir
+from hparams_lab.study import trust
 from hparams_lab.training.data import check_data_source, source_changed
-from hparams_lab.training.models import ModelSpec, resolve_model
+from hparams_lab.training.models import BUILTIN_MODELS, ModelSpec, resolve_model
 
 TRIAL_FILE = "trial.json"
 # A group's mean/std over repeats or CV folds ([cv_]mean_best_val_accuracy): one member's
@@ -68,8 +70,14 @@ class RerunOutcome:
         return self.recorded_value == self.new_value
 
 
-def plan_rerun(trial_dir: str | Path) -> RerunPlan:
-    """Reads and checks a trial directory and its experiment; UserError for anything unusable."""
+def plan_rerun(trial_dir: str | Path, *, given: Mapping[str, str | None] | None = None,
+               confirm: trust.Confirm | None = None) -> RerunPlan:
+    """Reads and checks a trial directory and its experiment; UserError for anything unusable.
+
+    Code and files the logs name are used only as ``study.trust`` allows: ``given`` holds
+    what the user named again ({"model": ..., "data": ..., "callbacks": ..., "fit": ...}),
+    ``confirm`` asks at a terminal (None: never asks).
+    """
     trial_dir = Path(trial_dir)
     if not (trial_dir / TRIAL_FILE).is_file():
         raise UserError(
@@ -78,6 +86,8 @@ def plan_rerun(trial_dir: str | Path) -> RerunPlan:
     recorded = _read_trial(trial_dir / TRIAL_FILE)
     record = _read_experiment(trial_dir.parent)
     check_unlocked(trial_dir.parent)  # a study running there now: refuse before any work
+    _check_importable(record.model)
+    _check_trusted(record, dict(given or {}), trial_dir.parent.parent, confirm)
     model = _model(record.model)
     try:
         check_data_source(recorded_source(record), targets=_targets(record))
@@ -87,6 +97,22 @@ def plan_rerun(trial_dir: str | Path) -> RerunPlan:
     if changed:
         raise UserError(f"cannot rerun: {changed}; the trial would not train on the same data")
     return RerunPlan(trial_dir, record, recorded, model)
+
+
+def _check_trusted(record: ExperimentRecord, given: dict, logdir: Path, confirm: trust.Confirm | None) -> None:
+    """Everything the record names that rerun would import or read, checked before any of it is."""
+    if record.model not in BUILTIN_MODELS:
+        trust.check_function("the model", "--model", record.model, given.get("model"), logdir, confirm)
+    data = record.data or {}
+    source = recorded_source(record)
+    if data.get("kind") == "function":
+        trust.check_function("the data function", "--data", source, given.get("data"), logdir, confirm)
+    elif data.get("kind") == "file" or source.endswith((".npz", ".csv")):
+        trust.check_file(source, given.get("data"), logdir, confirm)
+    for key, what in (("callbacks", "the callbacks"), ("fit", "the fit")):
+        name = record.settings.get(key)
+        if isinstance(name, str):
+            trust.check_function(what, f"--{key}", name, given.get(key), logdir, confirm)
 
 
 def recorded_source(record: ExperimentRecord) -> str:
@@ -199,7 +225,7 @@ def _read_json_object(path: Path) -> dict:
     return data
 
 
-def _model(name: str) -> ModelSpec:
+def _check_importable(name: str) -> None:
     module, _, function = name.partition(":")
     # run_study records a Python callable as module:qualname; one defined in a notebook
     # or script (__main__), or inside a function (<locals>), has no importable name.
@@ -209,6 +235,9 @@ def _model(name: str) -> ModelSpec:
             "which cannot be imported again; put it in a module and run the study with "
             "--model module:function"
         )
+
+
+def _model(name: str) -> ModelSpec:
     try:
         return resolve_model(name)
     except UserError as err:

@@ -345,6 +345,7 @@ _BUILTINS: dict[str, tuple[Callable[..., Any], frozenset[str]]] = {
     "mlp": (_build_mlp, MLP_HPARAMS),
     "cnn": (_build_cnn, CNN_HPARAMS),
 }
+BUILTIN_MODELS: tuple[str, ...] = tuple(_BUILTINS)
 _CONFIGS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "mlp": _mlp_config,
     "cnn": _cnn_config,
