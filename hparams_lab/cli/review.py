@@ -59,12 +59,13 @@ def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_form
     from functools import partial
 
     from hparams_lab.review import query, reader
+    from hparams_lab.review.output import visible
 
     sides = []
     for logdir in logdirs:
         logs = reader.load(logdir)
         for warning in logs.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(f"warning: {visible(warning)}", err=True)
         sides.append((logdir, logs))
     # One direction per metric for both sides of `review A B`; the first LOGDIR's record wins.
     recorded = {key: higher for _, logs in reversed(sides) for key, higher in logs.directions.items()}

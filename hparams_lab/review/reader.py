@@ -13,6 +13,7 @@ the text when they print it (review.output, review.report).
 import json
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ SESSION_START_TAG = "_hparams_/session_start_info"
 SESSION_END_TAG = "_hparams_/session_end_info"
 EXPERIMENT_FILE = "experiment.json"
 TRIAL_FILE = "trial.json"
+MAX_JSON_BYTES = 16 * 1024 * 1024  # experiment.json and trial.json are a few KB; larger ones are not read
 
 # Scalar tensors: dtype enum -> struct format of tensor_content and the repeated field to read.
 _TENSOR_SCALARS = {1: ("<f", "float_val"), 2: ("<d", "double_val"), 3: ("<i", "int_val"),
@@ -104,8 +106,11 @@ def load(logdir):
         raise UserError(f"review: no such directory: {logdir}")
     tree = walk_logs(logdir)
     if not tree.event_files:
+        if tree.warnings:
+            raise UserError(f"review: no TensorBoard event files under {logdir} ({'; '.join(tree.warnings)})")
         raise UserError(f"review: no TensorBoard event files under {logdir}")
     runs, warnings = read_runs(tree.event_files)
+    warnings[:0] = tree.warnings
     rows = build_rows(logdir, runs, tree, warnings)
     if not rows:
         raise UserError(f"review: no HParams sessions under {logdir} ({len(runs)} run(s) read, "
@@ -121,20 +126,108 @@ class LogTree:
     event_files: dict  # run dir -> [event file paths in name order], dirs in sorted walk order
     experiment_files: set  # dirs holding an experiment.json
     trial_files: set  # dirs holding a trial.json
+    warnings: list = field(default_factory=list)  # what the walk skipped and why
 
 
 def walk_logs(logdir):
+    """The event, experiment and trial files under logdir, in bounded time whatever it holds.
+
+    Iterative (no limit on depth). Only regular files are taken: FIFOs, sockets and devices
+    are never opened. Symlinks are followed only inside the tree: a file's if its real path
+    is in it, a directory's if its real directory has not been walked yet (real directories
+    come first, so a link to one in the tree adds nothing, and a loop ends at once).
+    """
+    root = os.path.realpath(logdir)
     tree = LogTree({}, set(), set())
-    for directory, subdirs, files in os.walk(logdir):
-        subdirs.sort()
-        events = sorted(name for name in files if "tfevents" in name)
-        if events:
-            tree.event_files[directory] = [os.path.join(directory, name) for name in events]
-        if EXPERIMENT_FILE in files:
-            tree.experiment_files.add(directory)
-        if TRIAL_FILE in files:
-            tree.trial_files.add(directory)
+    try:
+        start = os.stat(logdir)
+    except OSError as error:
+        tree.warnings.append(f"{logdir}: not walked ({_reason(error)})")
+        return tree
+    seen = {(start.st_dev, start.st_ino)}
+    stack, linked = [logdir], []
+    while stack or linked:
+        if not stack:  # every real directory walked: now the symlinked ones not met that way
+            directory, key = linked.pop(0)
+            if key in seen:
+                continue
+            seen.add(key)
+        else:
+            directory = stack.pop()
+        subdirs, links = [], []
+        for name, kind in _entries(directory, root, tree.warnings):
+            path = os.path.join(directory, name)
+            if isinstance(kind, tuple):  # a symlinked directory in the tree: (st_dev, st_ino)
+                links.append((path, kind))
+            elif kind == "dir":
+                subdirs.append(path)
+            elif kind == "file":
+                if "tfevents" in name:
+                    tree.event_files.setdefault(directory, []).append(path)
+                elif name == EXPERIMENT_FILE:
+                    tree.experiment_files.add(directory)
+                elif name == TRIAL_FILE:
+                    tree.trial_files.add(directory)
+        fresh = []
+        for path in subdirs:  # a bind mount can make a loop of real directories too
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                fresh.append(path)
+        stack.extend(reversed(fresh))
+        linked.extend(links)
     return tree
+
+
+def _entries(directory, root, warnings):
+    """(name, kind) of directory's entries in name order; kind is "dir", "file" (regular),
+    (st_dev, st_ino) for a symlinked directory inside root, or None: skipped."""
+    try:
+        with os.scandir(directory) as entries:
+            entries = sorted(entries, key=lambda entry: entry.name)
+    except OSError as error:
+        warnings.append(f"{directory}: not walked ({_reason(error)})")
+        return
+    for entry in entries:
+        name, path = entry.name, entry.path
+        wanted = "tfevents" in name or name in (EXPERIMENT_FILE, TRIAL_FILE)
+        try:
+            if not entry.is_symlink():
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    yield name, "dir"
+                elif stat.S_ISREG(info.st_mode):
+                    yield name, "file"
+                elif wanted:
+                    warnings.append(f"{path}: skipped, not a regular file")
+                continue
+            try:
+                info = os.stat(path)
+            except OSError as error:
+                warnings.append(f"{path}: skipped, a broken symlink ({_reason(error)})")
+                continue
+            real = os.path.realpath(path)
+            if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+                if wanted or stat.S_ISDIR(info.st_mode):
+                    warnings.append(f"{path}: skipped, a symlink leading out of the logdir")
+                continue
+        except OSError as error:
+            if wanted:
+                warnings.append(f"{path}: skipped ({_reason(error)})")
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            yield name, (info.st_dev, info.st_ino)
+        elif stat.S_ISREG(info.st_mode):
+            yield name, "file"
+        elif wanted:
+            warnings.append(f"{path}: skipped, not a regular file")
+
+
+def _reason(error):
+    return error.strerror or error.__class__.__name__
 
 
 def read_runs(event_files):
@@ -319,13 +412,41 @@ def _experiment_name(logdir, experiment_dir):
 
 
 def _read_json(path, warnings):
-    """A small JSON file written beside the logs, or {} if absent or unreadable."""
+    """A small JSON file written beside the logs, or {} if absent or unreadable.
+
+    Bounded whatever the file holds: only a regular file is read (opened without blocking,
+    so a FIFO put there since the walk cannot hang us), none over MAX_JSON_BYTES, and JSON
+    nested too deep to parse is a warning, not a RecursionError.
+    """
     try:
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as error:
+    except OSError as error:
+        warnings.append(f"{path}: ignored, not readable ({_reason(error)})")
+        return {}
+    with open(fd, "rb") as file:
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                warnings.append(f"{path}: ignored, not a regular file")
+                return {}
+            if info.st_size > MAX_JSON_BYTES:
+                warnings.append(f"{path}: ignored, {info.st_size} bytes: over {MAX_JSON_BYTES >> 20} MiB")
+                return {}
+            text = file.read(MAX_JSON_BYTES + 1)
+        except OSError as error:
+            warnings.append(f"{path}: ignored, not readable ({_reason(error)})")
+            return {}
+    if len(text) > MAX_JSON_BYTES:
+        warnings.append(f"{path}: ignored, over {MAX_JSON_BYTES >> 20} MiB")
+        return {}
+    try:
+        data = json.loads(text.decode("utf-8"))
+    except RecursionError:
+        warnings.append(f"{path}: ignored, JSON nested too deep to read")
+        return {}
+    except (ValueError, MemoryError) as error:  # UnicodeDecodeError is a ValueError
         warnings.append(f"{path}: ignored, not readable JSON ({error.__class__.__name__})")
         return {}
     return data if isinstance(data, dict) else {}

@@ -9,7 +9,10 @@ would break review's one-second budget on a thousand runs (BENCHMARKS.md).
 Data checksums are verified for records up to 64 KiB: every scalar and
 hparams record is far smaller, while the large ones (images, audio, graphs)
 are never read by review and would cost seconds in pure Python. Length
-checksums are always verified.
+checksums are always verified, while framing: a file is read a chunk at a
+time and abandoned at its first bad length, so a zero-filled or sparse file
+that claims gigabytes costs one chunk. Only regular files are read, opened
+without blocking; records over 64 MiB (never scalars) are skipped unread.
 
 What a reader meets in archived logs, and what we do:
 - a last record cut short (a writer still running, or killed): the whole
@@ -21,6 +24,7 @@ What a reader meets in archived logs, and what we do:
 """
 
 import os
+import stat
 import struct
 from dataclasses import dataclass
 
@@ -32,6 +36,9 @@ _CRC = struct.Struct("<I")
 _MIN_BATCH = 64
 _MAX_CHECKED_RECORD = 64 * 1024  # larger records: length checked, data not (see above)
 _BATCH_BYTES = 64 * 1024 * 1024  # files read and checked together, to bound memory
+_MAX_RECORD = 64 * 1024 * 1024  # larger records are skipped unread (never scalars: graphs, images)
+_CHUNK = 1024 * 1024  # files are read this much at a time, framing as they come
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 
 
 def _make_table():
@@ -80,7 +87,9 @@ class _Framing:
     path: str
     offsets: list  # where each record starts in the buffer of all files
     records: list
-    stop_note: str | None = None  # damage seen while framing: a bad length at the end
+    stop_note: str | None = None  # damage seen while framing: a bad length
+    unread: str | None = None  # why the file (or its rest) could not be read
+    too_large: int = 0  # records over _MAX_RECORD, skipped without reading them
 
 
 def read_record_files(paths):
@@ -94,7 +103,12 @@ def read_record_files(paths):
 def _batches_by_size(paths):
     batch, size = [], 0
     for path in paths:
-        file_size = os.path.getsize(path)
+        try:
+            # A sparse or zero-filled file may claim gigabytes it will never be read for:
+            # count at most one batch's worth of it.
+            file_size = min(os.path.getsize(path), _BATCH_BYTES)
+        except OSError:
+            file_size = 0
         if batch and size + file_size > _BATCH_BYTES:
             yield batch
             batch, size = [], 0
@@ -107,15 +121,15 @@ def _batches_by_size(paths):
 def _read_batch(paths):
     import numpy as np  # here, not at module level: `review --help` should stay quick
 
-    buffers = [_read_bytes(path) for path in paths]
-    framings, base = [], 0
-    for path, buffer in zip(paths, buffers):
-        framings.append(frame_records(path, buffer, base))
+    buffers, framings, base = [], [], 0
+    for path in paths:
+        buffer, framing = _read_framed(path, base)
+        buffers.append(buffer)
+        framings.append(framing)
         base += len(buffer)
-    everything = np.frombuffer(b"".join(buffers), dtype=np.uint8)
+    everything = np.frombuffer(b"".join(buffers) or b"\0", dtype=np.uint8)
     offsets = np.array([o for f in framings for o in f.offsets], dtype=np.int64)
     lengths = np.array([len(r) for f in framings for r in f.records], dtype=np.int64)
-    header_sound = _checks_pass(everything, offsets, 8).tolist()
     checked = lengths <= _MAX_CHECKED_RECORD
     data_sound = np.ones(len(lengths), dtype=bool)
     data_sound[checked] = _checks_pass(everything, offsets[checked] + 12, lengths[checked])
@@ -123,50 +137,121 @@ def _read_batch(paths):
     files, start = [], 0
     for framing in framings:
         stop = start + len(framing.records)
-        files.append(_verified(framing, header_sound[start:stop], data_sound[start:stop]))
+        files.append(_verified(framing, data_sound[start:stop]))
         start = stop
     return files
 
 
-def _read_bytes(path):
-    with open(path, "rb") as file:
-        return file.read()
+def _read_framed(path, base):
+    """(the bytes of the records framed, their framing) for one file, read a chunk at a time.
+
+    Length checksums are verified while framing, so a zero-filled or sparse file is
+    abandoned at its first bad length after one chunk, however large it claims to be.
+    Only a regular file is read: a FIFO, socket or device met here (a race with the
+    directory walk) is opened without blocking and left unread.
+    """
+    framing = _Framing(str(path), [], [])
+    try:
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK)
+    except OSError as error:
+        framing.unread = f"not readable ({error.strerror or error.__class__.__name__})"
+        return b"", framing
+    with open(fd, "rb", buffering=0) as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            framing.unread = "not a regular file"
+            return b"", framing
+        size, kept, pieces, rest, at, want = info.st_size, 0, [], b"", 0, _CHUNK
+        try:
+            while True:  # rest: the bytes read but not framed yet, from file offset `at`
+                chunk = file.read(want)
+                if not chunk:
+                    break
+                buffer = rest + chunk if rest else chunk
+                position, outcome = _frame(buffer, framing, base + kept, size - at, at)
+                if position:
+                    pieces.append(buffer[:position])
+                    kept += position
+                at += position
+                rest, want = buffer[position:], _CHUNK
+                if outcome is _STOP:
+                    break
+                if outcome is not _MORE:  # a record too large to be read: skip past it
+                    framing.too_large += 1
+                    at += outcome
+                    file.seek(at)
+                    rest = b""
+                elif len(rest) >= 12:  # read the rest of the pending record at once
+                    want = max(_CHUNK, 16 + _LENGTH.unpack_from(rest)[0] - len(rest))
+        except OSError as error:
+            framing.unread = f"read failed ({error.strerror or error.__class__.__name__})"
+    return b"".join(pieces), framing
 
 
 def frame_records(path, buffer, base=0):
-    """Split a file's bytes into records by their lengths; stop at a cut-short end."""
+    """Split a whole file's bytes into records by their lengths, each length's checksum
+    verified; stop at a bad length or a cut-short end."""
     framing = _Framing(str(path), [], [])
-    position, size = 0, len(buffer)
-    unpack_length = _LENGTH.unpack_from
-    while size - position >= 12:
-        (length,) = unpack_length(buffer, position)
-        end = position + 12 + length + 4
-        if end > size:
-            # A sound length running past the end is a record still being written.
-            header = buffer[position:position + 12]
-            if masked_crc32c(header[:8]) != _CRC.unpack(header[8:])[0]:
-                framing.stop_note = f"bad length checksum at byte {position}"
-            break
-        framing.offsets.append(base + position)
-        framing.records.append(buffer[position + 12:end - 4])
-        position = end
+    _frame(buffer, framing, base, len(buffer), 0)
     return framing
 
 
-def _verified(framing, header_sound, data_sound):
-    records, skipped, note = [], 0, framing.stop_note
+_STOP, _MORE = "stop", "more"
+
+
+def _frame(buffer, framing, base, size, file_at):
+    """Frame the records of buffer: the file's bytes from offset file_at, size of them left
+    in the file, buffer's first byte at base in the buffer of all files read together.
+    Return (where framing stopped in buffer, then _STOP, _MORE or, for a record too large
+    to read, its whole length: header and checksums included)."""
+    unpack_length, unpack_crc, have, position = _LENGTH.unpack_from, _CRC.unpack_from, len(buffer), 0
+    while have - position >= 12:
+        (length,) = unpack_length(buffer, position)
+        if _length_crc(length) != unpack_crc(buffer, position + 8)[0]:
+            framing.stop_note = f"bad length checksum at byte {file_at + position}"
+            return position, _STOP
+        end = position + 12 + length + 4
+        if end > size:
+            return position, _STOP  # a sound length running past the end: a record still being written
+        if length > _MAX_RECORD:
+            return position, 12 + length + 4
+        if end > have:
+            return position, _MORE
+        framing.offsets.append(base + position)
+        framing.records.append(buffer[position + 12:end - 4])
+        position = end
+    return position, (_STOP if have >= size else _MORE)
+
+
+_LENGTH_CRCS = {}
+
+
+def _length_crc(length):
+    """The masked CRC32C of a record's 8-byte length; cached, as event files repeat lengths."""
+    crc = _LENGTH_CRCS.get(length)
+    if crc is None:
+        if len(_LENGTH_CRCS) > 100_000:
+            _LENGTH_CRCS.clear()
+        crc = _LENGTH_CRCS[length] = masked_crc32c(_LENGTH.pack(length))
+    return crc
+
+
+def _verified(framing, data_sound):
+    records, skipped = [], 0
     for index, record in enumerate(framing.records):
-        if not header_sound[index]:
-            # The length is not to be trusted, so neither is anything framed after it.
-            note = f"bad length checksum at byte {framing.offsets[index] - framing.offsets[0]}"
-            break
         if data_sound[index]:
             records.append(record)
         else:
             skipped += 1
+    if framing.unread and not framing.records and not framing.stop_note:
+        return RecordFile(framing.path, [], f"{framing.path}: skipped: {framing.unread}")
     notes = [f"{skipped} record(s) with a bad data checksum skipped"] if skipped else []
-    if note:
-        notes.append(f"{note}; read the {len(records)} record(s) before it")
+    if framing.too_large:
+        notes.append(f"{framing.too_large} record(s) over {_MAX_RECORD >> 20} MiB skipped unread")
+    if framing.stop_note:
+        notes.append(f"{framing.stop_note}; read the {len(records)} record(s) before it")
+    if framing.unread:
+        notes.append(framing.unread)
     warning = f"{framing.path}: corrupted: {'; '.join(notes)}" if notes else None
     return RecordFile(framing.path, records, warning)
 
