@@ -116,13 +116,22 @@ def nest(top, depth):
         os.close(fd)
 
 
+def unnest(top):
+    """Removes what nest() made, deepest first and without recursion: pytest's own clean-up
+    of old temp dirs (shutil.rmtree, recursive on Python 3.11) would fail on it later."""
+    subprocess.run(["rm", "-rf", str(Path(top) / "d")], check=True)
+
+
 def test_a_tree_two_thousand_directories_deep(logdir):
     # 2000 levels of "d/" are 4000 characters: below PATH_MAX (4096) from a short tmp_path.
     depth = min(2000, (4090 - len(str(logdir))) // 2)
     assert depth > 1500
     nest(logdir, depth)
-    samples.write_session(Path(os.path.join(logdir, *["d"] * 11)), {"units": 2}, [("score", 0, 0.0)])
-    runs, warnings = review(logdir)
+    try:
+        samples.write_session(Path(os.path.join(logdir, *["d"] * 11)), {"units": 2}, [("score", 0, 0.0)])
+        runs, warnings = review(logdir)
+    finally:
+        unnest(logdir)
     assert sorted(runs) == ["d/" + "/".join(["d"] * 10), "good"] and warnings == []
 
 
