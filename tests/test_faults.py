@@ -142,3 +142,24 @@ def test_a_second_runner_is_refused_while_the_first_lives(tmp_path):
                            cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "3/3 trials succeeded" in again.stdout
+
+
+def test_a_train_function_calling_sys_exit_fails_only_its_trial(tmp_path):
+    """A user's model or fit that calls sys.exit(): a FAILURE saying so; the study goes on."""
+    import sys as system
+
+    from hparams_lab.core.trial import Trial, TrialStatus
+    from hparams_lab.execution.local import run_trials
+    from tests.fakes import FakeTrain
+
+    fake = FakeTrain()
+
+    def train(trial, on_epoch, **segment):
+        if trial.hparams["units"] == 1:
+            system.exit(3)
+        return fake(trial, on_epoch, **segment)
+
+    results = run_trials([Trial({"units": 1}), Trial({"units": 2})], train, tmp_path)
+    assert [r.status for r in results] == [TrialStatus.FAILURE, TrialStatus.SUCCESS]
+    assert results[0].error == "the trial called sys.exit(3)"
+    assert (results[0].run_dir / "trial.json").exists()

@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
-from typing import Any, Iterator, Mapping, Union
+from typing import Any, Iterator, Mapping, Sequence, Union
 
 from hparams_lab.core.errors import UserError
 
@@ -120,6 +120,20 @@ class _Interval:
             not isinstance(self.points, int) or isinstance(self.points, bool) or self.points < 1
         ):
             raise SpaceError(f"{self.kind} points must be a whole number >= 1, got points={self.points!r}")
+        if not math.isfinite(self.max - self.min):
+            raise SpaceError(f"{self.kind}({self.min!r}, {self.max!r}): max - min is not a finite number")
+
+    def _check_enumerable(self, count: int) -> None:
+        # Counted, never built: a grid of a billion values would exhaust memory before failing.
+        if count > MAX_GRID_VALUES:
+            raise SpaceError(f"{self.kind}({self.min!r}, {self.max!r}) would have {count:,} grid values; "
+                             f"at most {MAX_GRID_VALUES:,} per hparam (use fewer points or a larger step)")
+
+    def _step_count(self) -> int:
+        """How many values min, min+step, ... (min, min*step, ... with log) up to max."""
+        if self.log:
+            return int(math.floor(math.log(self.max / self.min) / math.log(self.step) + 1e-9)) + 1
+        return int(math.floor((self.max - self.min) / self.step * (1 + 1e-12))) + 1
 
     def _check_bound(self, name: str, value: object) -> None:
         raise NotImplementedError
@@ -144,11 +158,13 @@ class _Interval:
             )
         if self.points is None:
             return self._stepped_values()
+        self._check_enumerable(self.points)
         if self.points == 1:
             return (self._cast(self.min),)
         return tuple(sorted({self.snap(self.at(i / (self.points - 1))) for i in range(self.points)}))
 
     def _stepped_values(self) -> tuple:
+        self._check_enumerable(self._step_count())
         values, value = [], self.min
         while value <= self.max * (1 + 1e-12):
             values.append(self._cast(value))
@@ -194,13 +210,14 @@ class IntInterval(_Interval):
             return self.snap(math.exp(rng.uniform(lo, hi)))
         return self.snap(rng.uniform(self.min - 0.5, self.max + 0.5))
 
-    def all_values(self) -> tuple:
+    def all_values(self) -> Sequence[int]:
         if self.step is None:
-            return tuple(range(self.min, self.max + 1))
+            return range(self.min, self.max + 1)  # a range, not a tuple: it may hold a billion
         return self._stepped_values()
 
     def size(self) -> int:
-        return len(self.all_values())
+        # Arithmetic, not len(all_values()): random search asks the size of any space.
+        return self.max - self.min + 1 if self.step is None else self._step_count()
 
 
 @dataclass(frozen=True)
@@ -237,7 +254,7 @@ class RealInterval(_Interval):
         return self._stepped_values()
 
     def size(self) -> float:
-        return math.inf if self.step is None else len(self._stepped_values())
+        return math.inf if self.step is None else self._step_count()
 
 
 Domain = Union[Discrete, IntInterval, RealInterval]
@@ -274,6 +291,8 @@ class HParam:
                 f"hparam {self.name!r}: domain must be Discrete, IntInterval or RealInterval, "
                 f"got {self.domain!r}"
             )
+        if not isinstance(self.description, str):
+            raise SpaceError(f"hparam {self.name!r}: description must be a string, got {self.description!r}")
 
 
 @dataclass(frozen=True)
@@ -358,6 +377,9 @@ class Space:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise SpaceError(f"space file {str(path)!r} cannot be read: {err.strerror}") from None
+        except UnicodeDecodeError as err:
+            raise SpaceError(f"space file {str(path)!r} is not UTF-8 text (byte {err.start}: "
+                             f"{err.object[err.start:err.start + 1]!r})") from None
         try:
             data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
@@ -385,6 +407,9 @@ def _training_table(table: object) -> dict[str, Any]:
         if not ok:
             raise SpaceError(f"[training] {key} = {value!r}: expected {TRAINING_KEYS[key]}")
     return out
+
+
+MAX_GRID_VALUES = 100_000  # per hparam: a grid beyond it is a typo, not a study
 
 
 _DOMAIN_KEYS = {

@@ -85,6 +85,8 @@ def run_task(
                                 run_dir=run_dir)
         except Exception as err:  # the failure boundary: one trial, not the study
             error, details = one_line(err), traceback.format_exc()
+        except SystemExit as err:  # a user's model or fit calling sys.exit(): its trial, not the study
+            error, details = f"the trial called sys.exit({err.code!r})", traceback.format_exc()
         except BaseException:
             # Ctrl-C or a kill signal turned into an exception: close the session honestly,
             # unless it is a continued segment, which a resume runs again from its checkpoint.

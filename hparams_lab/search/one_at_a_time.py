@@ -101,6 +101,8 @@ def _read_base_file(path: Path) -> dict[str, Any]:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except OSError as err:
         raise UserError(f"--base file {str(path)!r} cannot be read: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"--base file {str(path)!r} is not UTF-8 text (byte {err.start})") from None
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         raise UserError(f"--base file {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from None
     if not isinstance(data, dict):

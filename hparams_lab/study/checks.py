@@ -59,6 +59,9 @@ def prepare(config: StudyConfig) -> Prepared:
     if config.scheduler is not None and config.workers > 1:
         raise UserError("choose --scheduler (trials on a dask cluster, as many at once as it has worker "
                         "processes) or --workers N (processes of this machine), not both")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**32:
+        # numpy and scikit-learn take 32-bit seeds; trials use seed, seed+1, ... for repeats
+        raise UserError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {config.seed!r}")
     if config.direction not in (None, *m.DIRECTIONS):
         raise UserError(f"--direction {config.direction!r}: choose max or min")
     check_task(config.task)

@@ -207,7 +207,7 @@ def logged_metrics(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settin
                 logs = model.evaluate(_head(dataset.x_val), _head(dataset.y_val), verbose=0, return_dict=True)
     except UserError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: a user's model calling sys.exit()
         raise UserError(
             f"the first trial's model cannot be evaluated on the validation data {dataset.name!r} "
             f"(task {dataset.task}): {one_line(exc)}"
