@@ -108,7 +108,7 @@ def main() -> None:
               help="Stop a trial after N epochs without improving the ranked metric.")
 @click.option("--logdir", default="logs", show_default=True, type=click.Path(file_okay=True),
               help="Root of all experiments; point TensorBoard here.")
-@click.option("--experiment", default=None, help="Experiment directory name [default: a timestamp].")
+@click.option("--experiment", default=None, help="Experiment directory name [default: a timestamp and the process id].")
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train each trial R times (seeds seed..seed+R-1); rank by the mean.")
 @click.option("--cv", type=click.IntRange(min=2), default=None,

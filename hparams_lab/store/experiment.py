@@ -12,20 +12,25 @@ from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import Metric
 from hparams_lab.core.space import Space
 from hparams_lab.store.jsonfile import read_json, write_json_atomic
-from hparams_lab.tb.summaries import union_config
+from hparams_lab.store.lock import LOCK_NAME, LOGDIR_LOCK_NAME, logdir_lock
+from hparams_lab.tb.summaries import CONFIG_SUFFIX, union_config
 from hparams_lab.tb.writer import write_root_config
 
 FILENAME = "experiment.json"
+_RESERVED = frozenset({FILENAME, "trial.json", LOCK_NAME, LOGDIR_LOCK_NAME})
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]*$")
 
 
 def check_experiment_name(name: str) -> None:
-    """One directory name: no path separators, no '..', nothing hidden."""
+    """One directory name: no path separators, no '..', nothing hidden, no name of a file hparams_lab writes."""
     if not _NAME.match(name) or ".." in name:
         raise UserError(
             f"experiment name {name!r} is not allowed: use letters, digits and _ . + = - "
             "(no path separators, no '..', not starting with '.')"
         )
+    if name in _RESERVED or "tfevents" in name or name.endswith(CONFIG_SUFFIX):
+        raise UserError(f"experiment name {name!r} is not allowed: it is the name of a file hparams_lab "
+                        "or TensorBoard keeps in a logdir")
 
 
 def create_experiment_dir(path: Path) -> None:
@@ -98,7 +103,12 @@ def locate_experiment(source: str | os.PathLike, logdir: str | os.PathLike) -> P
 
 
 def refresh_union_config(logdir: Path) -> None:
-    """The logdir's one hparams config: the union of every experiment's space and metrics."""
-    write_root_config(logdir, union_config(
-        (Space.from_dict(record.space), record.declared_metrics) for _, record in find_experiments(logdir)
-    ))
+    """The logdir's one hparams config: the union of every experiment's space and metrics.
+
+    Under the logdir-wide lock, read and written in one go: two studies starting together
+    would otherwise each write a union without the other's columns, or leave two files.
+    """
+    with logdir_lock(logdir):
+        write_root_config(logdir, union_config(
+            (Space.from_dict(record.space), record.declared_metrics) for _, record in find_experiments(logdir)
+        ))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
+from typing import Iterator
 
 from hparams_lab.core.errors import UserError
 
 LOCK_NAME = ".lock"
+LOGDIR_LOCK_NAME = ".hparams_lab-config.lock"  # at the logdir root: serialises union-config rebuilds
 
 
 def check_unlocked(experiment_dir: Path) -> None:
@@ -16,6 +19,17 @@ def check_unlocked(experiment_dir: Path) -> None:
     if (experiment_dir / LOCK_NAME).exists():
         with ExperimentLock(experiment_dir):
             pass
+
+
+@contextlib.contextmanager
+def logdir_lock(logdir: Path) -> Iterator[None]:
+    """The logdir-wide lock, waited for: held only while the root union config is rebuilt."""
+    with open(Path(logdir) / LOGDIR_LOCK_NAME, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class ExperimentLock:

@@ -227,9 +227,11 @@ def _experiment_dir(logdir: Path, name: str | None, overwrite: bool) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"logdir {str(logdir)!r} is not writable")
     if name is None:
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        # The process id too: two studies started in the same second, even at the same instant
+        # (where checking for an existing directory would race), never share a default name.
+        stamp = f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         name, n = stamp, 2
-        while (logdir / name).exists():  # two studies started in the same second
+        while (logdir / name).exists():  # a reused pid, the same second
             name, n = f"{stamp}-{n}", n + 1
     check_experiment_name(name)
     path = logdir / name

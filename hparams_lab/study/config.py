@@ -58,7 +58,7 @@ class StudyConfig:
     scheduler: str | None = None
     metric: str | None = None  # None: the default for the grouping (repeats, cv)
     logdir: str | os.PathLike = "logs"
-    experiment: str | None = None  # None: a timestamp
+    experiment: str | None = None  # None: a timestamp and the process id
     overwrite: bool = False
     # Strategy-specific options (search.registry says which strategy takes which).
     refine_from: str | os.PathLike | None = None

@@ -43,12 +43,13 @@ class RunWriter:
 
 
 def write_root_config(logdir: str | os.PathLike, experiment: api_pb2.Experiment) -> Path:
-    """Replaces the logdir's union config: the new file is complete before the old goes."""
+    """Replaces the logdir's union config: the new file is complete before the others go
+    (every other one, not only those seen before: callers hold store.lock.logdir_lock)."""
     logdir = Path(logdir)
-    old = sorted(logdir.glob(f"events.out.tfevents.*{CONFIG_SUFFIX}"))
     config = EventFile(logdir, CONFIG_SUFFIX)
     config.write(event_pb2.Event(wall_time=time.time(), summary=config_summary(experiment)))
     config.close()
-    for path in old:
-        path.unlink(missing_ok=True)
+    for path in logdir.glob(f"events.out.tfevents.*{CONFIG_SUFFIX}"):
+        if path != config.path:
+            path.unlink(missing_ok=True)
     return config.path
