@@ -42,3 +42,28 @@ def test_leaderboard_cuts_to_top_and_says_how_many_more():
     results = [result(i, TrialStatus.SUCCESS, i / 10) for i in range(5)]
     lines = leaderboard(ranked(results, METRIC), METRIC, top=2).splitlines()
     assert len(lines) == 4 and lines[-1] == "... and 3 more"
+
+
+def test_names_and_values_from_spaces_and_logs_reach_the_terminal_escaped():
+    import io
+
+    from hparams_lab.cli.console import ConsoleReporter
+    from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
+
+    stream = io.StringIO()
+    reporter = ConsoleReporter(stream, metric="best_val_accuracy", epochs=1, live=True)
+    trial = Trial({"act\x1b[31m": "relu\u202e\u2028x"}, seed=0)
+    reporter.trial_started(trial, 1, 1)
+    reporter.epoch_ended(trial, 0, {"val_accuracy": 0.5})
+    reporter.note("resuming 'e\x07'")
+    reporter.trial_finished(TrialResult(trial, TrialStatus.FAILURE, {}, error="bad\x1b]0;title\x07"), 1, 1)
+    text = stream.getvalue().replace("\r", "")
+    assert "\x1b" not in text and "\u202e" not in text and "\u2028" not in text and "\x07" not in text
+    assert "act\\x1b[31m=relu\\u202e\\u2028x" in text and "bad\\x1b]0;title\\x07" in text
+
+
+def test_an_error_line_escapes_what_it_quotes(runner, tmp_path):
+    from hparams_lab.cli.app import main
+
+    result = runner.invoke(main, ["review", str(tmp_path / "no\x1b[2Jsuch")])
+    assert result.exit_code == 2 and "\x1b" not in result.output and "no\\x1b[2Jsuch" in result.output

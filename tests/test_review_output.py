@@ -151,3 +151,12 @@ def test_many_numeric_values_are_summarised_in_ranges():
     assert [(b.label, b.count, b.mean, b.best) for b in summary.buckets] == [
         ("[1, 2]", 2, 1.5, 2.0), ("[3, 4]", 2, 3.5, 4.0), ("[5, 6]", 2, 5.5, 6.0), ("[7, 8]", 2, 7.5, 8.0)]
     assert summary.importance > 0.9
+
+
+@pytest.mark.parametrize("text", ["  =cmd|' /C calc'!A0", "\uff1dHYPERLINK(1)", "\u3000=1", " @SUM(A1)"])
+def test_a_csv_cell_is_neutralised_after_spaces_and_in_full_width(text):
+    assert review_output.csv_cell(text).startswith("'")
+
+
+def test_a_huge_number_stays_a_number_in_csv():
+    assert review_output.csv_cell(1e300) == "1e+300"

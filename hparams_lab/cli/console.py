@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence, TextIO
 from hparams_lab.core.groups import by_group
 from hparams_lab.core.metrics import monitored, run_metric, std_of
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
-from hparams_lab.review.output import Table, human, to_text
+from hparams_lab.review.output import Table, human, to_text, visible
 from hparams_lab.search.one_at_a_time import Effect
 
 # Significant digits of the study's numbers: random search rounds real hparams to 4, so they show whole.
@@ -44,7 +44,7 @@ class ConsoleReporter:
             self.metric = run_metric(metric)
 
     def note(self, message: str) -> None:
-        print(message, file=self.stream, flush=True)
+        print(visible(message), file=self.stream, flush=True)
 
     def trial_started(self, trial: Trial, position: int, total: int) -> None:
         self._started, self._position, self._total = time.monotonic(), position, total
@@ -77,7 +77,7 @@ class ConsoleReporter:
         )
         if self.live:
             self._status("")
-        print(line, file=self.stream, flush=True)
+        print(visible(line), file=self.stream, flush=True)
 
     def _prefix(self, trial: Trial) -> str:
         width = len(str(self._total))
@@ -86,6 +86,7 @@ class ConsoleReporter:
 
     def _status(self, text: str) -> None:
         columns = shutil.get_terminal_size((100, 20)).columns
+        text = visible(text)
         self.stream.write("\r" + text[: columns - 1].ljust(columns - 1) + ("\r" if not text else ""))
         self.stream.flush()
 

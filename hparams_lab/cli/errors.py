@@ -10,8 +10,11 @@ from hparams_lab.core.errors import UserError
 
 
 def fail(message: str) -> None:
-    """A user's mistake: one line on stderr, exit code 2."""
-    click.echo(f"Error: {message}", err=True)
+    """A user's mistake: one line on stderr, exit code 2; names from logs or spaces it quotes
+    can't reach the terminal as control characters."""
+    from hparams_lab.review.output import visible
+
+    click.echo(f"Error: {visible(message)}", err=True)
     sys.exit(2)
 
 

@@ -30,9 +30,13 @@ class Table:
 
 
 def visible(text):
-    """text with control and format characters (ESC, newlines, bidi overrides) written as escapes."""
-    return "".join(_escape_char(char) if unicodedata.category(char)[0] == "C" else char
-                   for char in str(text))
+    """text with control and format characters (C0, C1, ESC, newlines, bidi overrides) and the
+    line and paragraph separators U+2028/U+2029 written as escapes."""
+    return "".join(_escape_char(char) if _hidden(unicodedata.category(char)) else char for char in str(text))
+
+
+def _hidden(category):
+    return category[0] == "C" or category in ("Zl", "Zp")
 
 
 def _escape_char(char):
@@ -124,7 +128,9 @@ def csv_cell(value):
     if isinstance(value, (bool, int)):
         return str(value)
     text = visible(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    # A spreadsheet also runs '  =cmd' and full-width '＝cmd' (NFKC folds it to '=').
+    formula = unicodedata.normalize("NFKC", text).lstrip().startswith(_FORMULA_STARTS)
+    return "'" + text if formula else text
 
 
 def to_csv(table):
