@@ -62,7 +62,7 @@ def test_a_path_that_is_not_a_trial_dir(runner, tmp_path):
     "text, message",
     [
         ("{not json", "cannot be read as JSON"),
-        ("[1, 2]", "expected an object, got list"),
+        ("[1, 2]", "expected a JSON object, got list"),
         ('{"id": "x"}', "is not a usable trial record"),
         ('{"id": "x", "hparams": [1], "seed": 0, "status": "SUCCESS"}', "is not a usable trial record"),
         ('{"id": "x", "hparams": {}, "seed": 0, "status": "DONE"}', "is not a usable trial record"),

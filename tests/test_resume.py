@@ -139,3 +139,32 @@ def test_a_cut_off_attempt_is_closed_and_run_again(tmp_path):
     assert second.results[1].run_dir.name == f"{cut.trial.id}.2"
     closed = json.loads((cut.run_dir / "trial.json").read_text())
     assert (closed["status"], closed["error"]) == ("FAILURE", "interrupted: the study stopped before this attempt finished")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "list", "directory", "deep"])
+def test_a_damaged_record_on_resume(runner, tmp_path, fake_train, damage):
+    """A damaged experiment.json refuses the experiment in one line naming it; a damaged trial.json
+    makes its trial not done: it runs again in a fresh attempt."""
+    from hparams_lab.cli.app import main
+
+    def study():
+        return runner.invoke(main, ["--logdir", str(tmp_path), "--experiment", "e", "--trials", "2", "--epochs", "1"])
+
+    def spoil(path):
+        text = path.read_text()
+        path.unlink()
+        {"truncated": lambda: path.write_text(text[:20]), "list": lambda: path.write_text("[]"),
+         "directory": lambda: path.mkdir(), "deep": lambda: path.write_text("[" * 100_000)}[damage]()
+
+    assert study().exit_code == 0
+    trial_json = sorted((tmp_path / "e").glob("*/trial.json"))[0]
+    spoil(trial_json)
+    again = study()
+    assert again.exit_code == 0, again.output
+    assert "1 of 2 trials done" in again.output and "2/2 trials succeeded" in again.output
+    assert (trial_json.parent.parent / f"{trial_json.parent.name}.2" / "trial.json").is_file()
+    spoil(tmp_path / "e" / "experiment.json")
+    refused = study()
+    assert refused.exit_code == 2
+    line = refused.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and "'" + str(tmp_path / "e") + "' exists but is not an hparams_lab" in line

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import Metric
 from hparams_lab.core.space import Space
-from hparams_lab.store.jsonfile import read_json, write_json_atomic
+from hparams_lab.store.jsonfile import read_json_object, write_json_atomic
 from hparams_lab.store.lock import LOCK_NAME, LOGDIR_LOCK_NAME, logdir_lock
 from hparams_lab.tb.summaries import CONFIG_SUFFIX, union_config
 from hparams_lab.tb.writer import write_root_config
@@ -77,7 +77,7 @@ class ExperimentRecord:
 
     @classmethod
     def read(cls, experiment_dir: str | os.PathLike) -> "ExperimentRecord":
-        data = read_json(Path(experiment_dir) / FILENAME)
+        data = read_json_object(Path(experiment_dir) / FILENAME)
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 

@@ -28,3 +28,17 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A JSON object from a file hparams_lab wrote, or ValueError saying why it is not one
+    (unreadable, not UTF-8, truncated, nested too deep, a list, a directory)."""
+    try:
+        data = read_json(path)
+    except RecursionError:
+        raise ValueError("nested too deep to read") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(getattr(err, "strerror", None) or str(err)) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    return data

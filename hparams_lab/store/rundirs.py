@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
-from hparams_lab.store.jsonfile import write_json_atomic
+from hparams_lab.store.jsonfile import read_json_object, write_json_atomic
 from hparams_lab.tb.summaries import (
     SESSION_START_TAG,
     scalars_summary,
@@ -116,7 +116,12 @@ def _read_record(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / TRIAL_FILE
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    try:
+        return read_json_object(path)
+    except ValueError as err:
+        # Damaged (truncated, a list, a directory): the attempt counts as failed, so its trial
+        # runs again in a fresh attempt; the damaged one is left as it is.
+        return {"status": TrialStatus.FAILURE.value, "error": f"{TRIAL_FILE} unreadable: {err}"}
 
 
 def is_closed(run_dir: Path) -> bool:

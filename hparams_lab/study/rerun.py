@@ -20,7 +20,7 @@ from hparams_lab.execution.attempt import run_trial
 from hparams_lab.execution.events import Reporter, SilentReporter
 from hparams_lab.store.experiment import FILENAME as EXPERIMENT_FILE
 from hparams_lab.store.experiment import ExperimentRecord
-from hparams_lab.store.jsonfile import read_json
+from hparams_lab.store.jsonfile import read_json_object
 from hparams_lab.store.lock import ExperimentLock, check_unlocked
 from hparams_lab.store.rundirs import rerun_dir
 from hparams_lab.study import trust
@@ -217,12 +217,9 @@ def _read_experiment(experiment_dir: Path) -> ExperimentRecord:
 
 def _read_json_object(path: Path) -> dict:
     try:
-        data = read_json(path)
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return read_json_object(path)
+    except ValueError as err:
         raise UserError(f"{str(path)!r} cannot be read as JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{str(path)!r} cannot be read as JSON: expected an object, got {type(data).__name__}")
-    return data
 
 
 def _check_importable(name: str) -> None:
