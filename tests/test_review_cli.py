@@ -193,3 +193,19 @@ def test_review_never_imports_tensorflow(study):
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["run"] == "alpha/t2"
+
+
+@pytest.mark.parametrize("flag, name", [("--output", "out.csv"), ("--report", "report.html")])
+def test_an_output_file_in_a_missing_directory_is_one_error_line(study, tmp_path, flag, name):
+    result = CliRunner().invoke(review, [str(study), flag, str(tmp_path / "missing" / name)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {flag} {str(tmp_path / 'missing' / name)!r}: directory {str(tmp_path / 'missing')!r} does not exist"]
+
+
+def test_an_output_that_cannot_be_written_is_one_error_line(study, tmp_path):
+    (tmp_path / "taken").mkdir()  # a directory by the file's name: open() fails as a full disk would
+    result = CliRunner().invoke(review, [str(study), "--output", str(tmp_path / "taken")])
+    assert result.exit_code == 2
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and "--output" in last

@@ -45,11 +45,18 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
         raise click.UsageError("review takes one LOGDIR, or two to compare side by side")
     if report:
         _check_plotly()
+    for flag, path in (("--output", output), ("--report", report)):
+        _check_writable(flag, path)
     text = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
                 width=None if output else _terminal_width())
     if output:
-        with open(output, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
+        try:
+            with open(output, "w", encoding="utf-8", newline="") as file:
+                file.write(text)
+        except OSError as err:  # a full disk, a directory by that name
+            from hparams_lab.core.errors import UserError
+
+            raise UserError(f"--output {output!r} could not be written: {err.strerror}") from None
         click.echo(f"review: wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
@@ -126,6 +133,21 @@ def _common_ranking(all_logs, sort_by, maximizes):
     if not shared:
         raise UserError("review A B: the two experiments share no metric; name one with --sort")
     return ranking(all_logs[0], shared[0], maximizes)
+
+
+def _check_writable(flag, path):
+    """Before reading any logs: the file's directory must exist (nothing is created for it)."""
+    import os
+
+    from hparams_lab.core.errors import UserError
+
+    if path is None:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UserError(f"{flag} {path!r}: directory {directory!r} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UserError(f"{flag} {path!r}: directory {directory!r} is not writable")
 
 
 def _check_plotly():
