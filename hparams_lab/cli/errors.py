@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
 
 from hparams_lab.core.errors import UserError
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a full disk, a quota, a read-only mount
 
 
 def fail(message: str) -> None:
@@ -26,3 +30,10 @@ class Command(click.Command):
             return super().invoke(ctx)
         except UserError as err:
             fail(str(err))
+        except OSError as err:
+            if err.errno not in _DISK_ERRORS:
+                raise
+            # Every JSON file is written atomically and every attempt is closed or left cut
+            # off, so the same command resumes once there is room.
+            where = f" writing {err.filename!r}" if err.filename else ""
+            fail(f"{err.strerror or 'disk error'}{where}; make room and run the same command again to resume")
