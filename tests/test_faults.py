@@ -159,7 +159,7 @@ def test_a_train_function_calling_sys_exit_fails_only_its_trial(tmp_path):
             system.exit(3)
         return fake(trial, on_epoch, **segment)
 
-    results = run_trials([Trial({"units": 1}), Trial({"units": 2})], train, tmp_path)
+    results = run_trials([Trial({"units": 1}, seed=0), Trial({"units": 2}, seed=0)], train, tmp_path)
     assert [r.status for r in results] == [TrialStatus.FAILURE, TrialStatus.SUCCESS]
     assert results[0].error == "the trial called sys.exit(3)"
     assert (results[0].run_dir / "trial.json").exists()
