@@ -8,19 +8,24 @@ Every run writes best_val_accuracy at its root and epoch_accuracy /
 epoch_loss in train/ and validation/ (the Keras TensorBoard callback layout).
 
     "per_experiment"  (a) a config in logs/expA and in logs/expB
-    "root_union"      (b) one config at logs/ declaring everything of both
+    "union_run"       (b) one config declaring everything of both, alone in a hidden
+                          run directory logs/.hparams_lab-config-<n>/ (hparams_lab's layout)
+    "root_union"      (b') the same config at logs/ itself (hparams_lab before: a running
+                          TensorBoard never sees a later experiment's columns)
     "none"            (c) no config anywhere
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from tensorboard.plugins.hparams import summary_v2 as hp
 
 from tests.tblogs import Run, write_config, write_run
 
-LAYOUTS = ("per_experiment", "root_union", "none")
+LAYOUTS = ("per_experiment", "union_run", "root_union", "none")
+UNION_RUN_PREFIX = ".hparams_lab-config-"
 
 COMMON_METRICS = {
     ("", "best_val_accuracy"),
@@ -68,22 +73,36 @@ def metric(group: str, tag: str) -> hp.Metric:
     return hp.Metric(tag, group=group or None)
 
 
-def write_layout(logs, layout: str) -> Path:
-    """Write both experiments under `logs` with the config placed per `layout`."""
+def write_layout(logs, layout: str, experiments=("expA", "expB"), config_number: int = 0) -> Path:
+    """Write `experiments` under `logs` with the config placed per `layout`.
+
+    Called again with more experiments, the union config is replaced as hparams_lab
+    replaces it: "union_run" writes run `config_number` and removes the others,
+    "root_union" writes a new file at the root and removes the old one.
+    """
     if layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r}: allowed are {', '.join(LAYOUTS)}")
     logs = Path(logs)
-    for exp, runs in RUNS.items():
-        for run in runs:
+    for exp in experiments:
+        if (logs / exp).exists():
+            continue
+        for run in RUNS[exp]:
             write_run(logs / exp, run)
         if layout == "per_experiment":
             write_config(logs / exp, HPARAMS[exp], [metric(*m) for m in sorted(METRICS[exp])])
+    hparams = [h for exp in experiments for h in HPARAMS[exp]]
+    metrics = [metric(*m) for m in sorted(set().union(*(METRICS[exp] for exp in experiments)))]
+    if layout == "union_run":
+        old = list(logs.glob(f"{UNION_RUN_PREFIX}*"))
+        new = write_config(logs / f"{UNION_RUN_PREFIX}{config_number}", hparams, metrics).parent
+        for run in old:
+            if run != new:
+                shutil.rmtree(run)
     if layout == "root_union":
-        write_config(
-            logs,
-            HPARAMS["expA"] + HPARAMS["expB"],
-            [metric(*m) for m in sorted(METRICS["expA"] | METRICS["expB"])],
-        )
+        old = list(logs.glob("events.out.tfevents.*"))
+        write_config(logs, hparams, metrics)
+        for path in old:
+            path.unlink()
     return logs
 
 

@@ -1,4 +1,4 @@
-"""Two studies starting at once in one logdir: each keeps its columns in the one root config, they
+"""Two studies starting at once in one logdir: each keeps its columns in the one union config, they
 get different default names, and an experiment can't be named like a file hparams_lab keeps."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ ROUNDS = 12
 
 
 def start_study(logdir: str, name: str, barrier) -> None:
-    """What a study does as it starts: write its experiment.json, then rebuild the root config."""
+    """What a study does as it starts: write its experiment.json, then rebuild the union config."""
     from pathlib import Path
 
     experiment_dir = Path(logdir) / name
@@ -31,9 +31,9 @@ def start_study(logdir: str, name: str, barrier) -> None:
 
 
 def root_config_hparams(logdir) -> list[set[str]]:
-    """The hparam names of each root config file under logdir."""
+    """The hparam names of each union config file under logdir."""
     found = []
-    for path in sorted(logdir.glob(f"*{CONFIG_SUFFIX}")):
+    for path in sorted(logdir.rglob(f"*{CONFIG_SUFFIX}")):
         for event in EventFileLoader(str(path)).Load():
             for value in event.summary.value:
                 if value.tag == metadata.EXPERIMENT_TAG:
@@ -43,7 +43,7 @@ def root_config_hparams(logdir) -> list[set[str]]:
     return found
 
 
-def test_two_studies_starting_together_keep_both_columns_in_one_root_config(tmp_path):
+def test_two_studies_starting_together_keep_both_columns_in_one_union_config(tmp_path):
     context = multiprocessing.get_context("fork")
     for round_ in range(ROUNDS):
         logdir = tmp_path / f"round{round_}"
@@ -72,7 +72,8 @@ def test_studies_started_in_the_same_second_get_different_default_names(runner, 
 
 
 @pytest.mark.parametrize("name", ["experiment.json", "trial.json", "events.out.tfevents.1.x",
-                                  f"x{CONFIG_SUFFIX}", ".lock", ".hparams_lab-config.lock"])
+                                  f"x{CONFIG_SUFFIX}", ".lock", ".hparams_lab-config.lock",
+                                  ".hparams_lab-config-1-2"])
 def test_names_of_files_hparams_lab_keeps_are_refused(name):
     with pytest.raises(UserError, match="is not allowed"):
         check_experiment_name(name)

@@ -165,20 +165,20 @@ def _metrics_of_session(session_name: str, exps) -> set:
 
 
 @pytest.fixture(scope="module")
-def root_union_logs(tmp_path_factory) -> Path:
-    return layouts.write_layout(tmp_path_factory.mktemp("b") / "logs", "root_union")
+def union_run_logs(tmp_path_factory) -> Path:
+    return layouts.write_layout(tmp_path_factory.mktemp("b") / "logs", "union_run")
 
 
 @pytest.mark.parametrize("load_fast", ["auto", "false"])
-def test_root_union_config_whole_logdir_is_complete(root_union_logs, load_fast):
-    """(b) one config at logs/ declaring all hparams and metrics of both."""
-    experiment, groups = _serve(root_union_logs, 4, ("expA", "expB"), load_fast)
+def test_union_config_in_its_own_run_whole_logdir_is_complete(union_run_logs, load_fast):
+    """(b) one config, alone in a hidden run, declaring all hparams and metrics of both."""
+    experiment, groups = _serve(union_run_logs, 4, ("expA", "expB"), load_fast)
     _assert_complete(experiment, groups, ("expA", "expB"))
 
 
-def test_root_union_config_single_experiment_is_inferred_completely(root_union_logs):
+def test_union_config_single_experiment_is_inferred_completely(union_run_logs):
     """(b) --logdir logs/expA sees no config: hparams and metrics are inferred."""
-    experiment, groups = _serve(root_union_logs / "expA", 2, ("expA",))
+    experiment, groups = _serve(union_run_logs / "expA", 2, ("expA",))
     _assert_complete(experiment, groups, ("expA",))
     infos = {info["name"]: info for info in experiment["hparamInfos"]}
     # Inferred domains: strings discrete, numbers an interval over the values seen.
@@ -186,29 +186,9 @@ def test_root_union_config_single_experiment_is_inferred_completely(root_union_l
     assert infos["units"]["domainInterval"] == {"minValue": 16.0, "maxValue": 32.0}
 
 
-@pytest.mark.parametrize("view, n_groups, exps", [
-    ("", 4, ("expA", "expB")),
-    ("expA", 2, ("expA",)),
-])
-def test_no_config_anywhere_is_complete(tmp_path, view, n_groups, exps):
-    """(c) no config at all: both views infer everything."""
-    logs = layouts.write_layout(tmp_path / "logs", "none")
-    experiment, groups = _serve(logs / view, n_groups, exps)
-    _assert_complete(experiment, groups, exps)
-
-
-def test_config_per_experiment_loses_one_experiments_columns(tmp_path):
-    """(a) a config in each experiment dir: the whole-logdir view shows the
-    hparams and metrics of only one of them. Which one is not stable (the
-    data server picks either across restarts), so only 'one' is asserted."""
-    logs = layouts.write_layout(tmp_path / "logs", "per_experiment")
-    with TensorBoardServer(logs) as tb:
-        experiment, groups = tb.wait_for_sessions(
-            4, metrics=lambda _session: layouts.COMMON_METRICS)
-    shown = [e for e in ("expA", "expB") if hparam_names(experiment) == layouts.hparam_names_of(e)]
-    assert len(shown) == 1, hparam_names(experiment)
-    assert metric_names(experiment) == layouts.METRICS[shown[0]]
-    assert len(groups["sessionGroups"]) == 4
+# Layouts (a) one config per experiment (one experiment's columns are lost in the
+# whole-logdir view) and (c) no config (complete, but no declared domains) are
+# measured by hand: python -m tests.layout_experiment (results in its docstring).
 
 
 def test_equal_group_names_aggregate_into_one_group(tmp_path):

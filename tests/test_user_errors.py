@@ -57,3 +57,46 @@ def test_sizes_are_counted_not_enumerated():
     assert RealInterval(0.0, 1.0, step=1e-13).size() == pytest.approx(10**13, rel=1e-9)
     assert RealInterval(0.0, 1.0, step=0.1).size() == len(RealInterval(0.0, 1.0, step=0.1).grid_values()) == 11
     assert IntInterval(1, 10**9).all_values()[-1] == 10**9  # a range: indexable, never a tuple
+
+
+def test_an_existing_experiment_directory_that_is_not_writable_is_refused_before_anything(
+        runner, tmp_path, fake_train, monkeypatch):
+    import os
+
+    experiment = tmp_path / "logs" / "e"
+    experiment.mkdir(parents=True)
+    real_access = os.access
+    # Root passes every access() check, so this machine's refusal is simulated where a
+    # user's chmod a-w would show: access() of that one directory.
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if os.fspath(path) == str(experiment)
+                        else real_access(path, mode, **kw))
+    result = runner.invoke(main, ["--logdir", str(tmp_path / "logs"), "--experiment", "e", "--epochs", "1"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"Error: experiment directory {str(experiment)!r} is not writable"]
+    assert list(experiment.iterdir()) == []
+
+
+def test_a_write_refused_by_the_os_is_one_line_and_the_same_command_resumes(runner, tmp_path, fake_train,
+                                                                            monkeypatch):
+    import errno
+
+    from hparams_lab.tb import writer
+
+    args = ["--logdir", str(tmp_path), "--experiment", "e", "--trials", "3", "--epochs", "2"]
+    real_write, calls = writer.RunWriter.write, []
+
+    def refused_after_a_while(self, *args, **kwargs):  # e.g. an NFS export turned read-only for us
+        calls.append(1)
+        if len(calls) > 6:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self.run_dir))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(writer.RunWriter, "write", refused_after_a_while)
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: Permission denied writing ") and "make it writable and run the same" in last
+    monkeypatch.setattr(writer.RunWriter, "write", real_write)
+    again = runner.invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "3/3 trials succeeded" in again.output

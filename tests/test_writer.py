@@ -6,6 +6,7 @@ from hparams_lab.core.metrics import Metric
 from hparams_lab.core.space import Discrete, HParam, IntInterval, RealInterval, Space
 from hparams_lab.core.trial import Trial, TrialStatus
 from hparams_lab.tb.summaries import (
+    CONFIG_RUN_PREFIX,
     CONFIG_SUFFIX,
     hparam_info,
     merge_hparam_infos,
@@ -15,7 +16,8 @@ from hparams_lab.tb.summaries import (
     session_start_summary,
     union_config,
 )
-from hparams_lab.tb.writer import write_root_config
+from hparams_lab.tb.eventfile import EventFile
+from hparams_lab.tb.writer import write_union_config
 
 
 def plugin_data(summary):
@@ -86,9 +88,23 @@ def test_union_config_holds_every_hparam_and_metric_once():
     ]
 
 
-def test_root_config_is_replaced_not_added(tmp_path):
+def test_union_config_is_replaced_by_one_in_a_new_run_directory(tmp_path):
     space = Space((HParam("units", Discrete([16])),))
-    first = write_root_config(tmp_path, union_config([(space, [Metric("x")])]))
-    second = write_root_config(tmp_path, union_config([(space, [Metric("y")])]))
-    assert first != second
-    assert list(tmp_path.glob(f"*{CONFIG_SUFFIX}")) == [second]
+    legacy = EventFile(tmp_path, CONFIG_SUFFIX)  # where earlier versions kept it: the root
+    legacy.close()
+    first = write_union_config(tmp_path, union_config([(space, [Metric("x")])]))
+    (tmp_path / "A" / "run").mkdir(parents=True)  # an experiment's runs are never touched
+    second = write_union_config(tmp_path, union_config([(space, [Metric("y")])]))
+    assert first.parent != second.parent and second.parent.parent == tmp_path
+    assert second.parent.name.startswith(CONFIG_RUN_PREFIX)
+    assert list(tmp_path.rglob(f"*{CONFIG_SUFFIX}")) == [second]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["A", second.parent.name])
+
+
+def test_a_config_directory_holding_something_else_is_left_in_place(tmp_path):
+    space = Space((HParam("units", Discrete([16])),))
+    first = write_union_config(tmp_path, union_config([(space, [Metric("x")])]))
+    (first.parent / "notes.txt").write_text("mine")
+    second = write_union_config(tmp_path, union_config([(space, [Metric("y")])]))
+    assert (first.parent / "notes.txt").read_text() == "mine" and not first.exists()
+    assert list(tmp_path.rglob(f"*{CONFIG_SUFFIX}")) == [second]

@@ -11,6 +11,7 @@ from hparams_lab.core.errors import UserError
 
 
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a full disk, a quota, a read-only mount
+_PERMISSION_ERRORS = (errno.EACCES, errno.EPERM)  # access() can't see every refusal (root, ACLs, NFS)
 
 
 def fail(message: str) -> None:
@@ -31,9 +32,10 @@ class Command(click.Command):
         except UserError as err:
             fail(str(err))
         except OSError as err:
-            if err.errno not in _DISK_ERRORS:
+            if err.errno not in _DISK_ERRORS + _PERMISSION_ERRORS:
                 raise
             # Every JSON file is written atomically and every attempt is closed or left cut
-            # off, so the same command resumes once there is room.
+            # off, so the same command resumes once the cause is gone.
             where = f" writing {err.filename!r}" if err.filename else ""
-            fail(f"{err.strerror or 'disk error'}{where}; make room and run the same command again to resume")
+            remedy = "make room" if err.errno in _DISK_ERRORS else "make it writable"
+            fail(f"{err.strerror or 'disk error'}{where}; {remedy} and run the same command again to resume")

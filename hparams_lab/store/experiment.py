@@ -14,7 +14,7 @@ from hparams_lab.core.space import Space
 from hparams_lab.store.jsonfile import read_json_object, write_json_atomic
 from hparams_lab.store.lock import LOCK_NAME, LOGDIR_LOCK_NAME, logdir_lock
 from hparams_lab.tb.summaries import CONFIG_SUFFIX, union_config
-from hparams_lab.tb.writer import write_root_config
+from hparams_lab.tb.writer import write_union_config
 
 FILENAME = "experiment.json"
 _RESERVED = frozenset({FILENAME, "trial.json", LOCK_NAME, LOGDIR_LOCK_NAME})
@@ -109,6 +109,6 @@ def refresh_union_config(logdir: Path) -> None:
     would otherwise each write a union without the other's columns, or leave two files.
     """
     with logdir_lock(logdir):
-        write_root_config(logdir, union_config(
+        write_union_config(logdir, union_config(
             (Space.from_dict(record.space), record.declared_metrics) for _, record in find_experiments(logdir)
         ))

@@ -23,7 +23,7 @@ def check_unlocked(experiment_dir: Path) -> None:
 
 @contextlib.contextmanager
 def logdir_lock(logdir: Path) -> Iterator[None]:
-    """The logdir-wide lock, waited for: held only while the root union config is rebuilt."""
+    """The logdir-wide lock, waited for: held only while the union config is rebuilt."""
     with open(Path(logdir) / LOGDIR_LOCK_NAME, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -235,6 +235,8 @@ def _experiment_dir(logdir: Path, name: str | None, overwrite: bool) -> Path:
             name, n = f"{stamp}-{n}", n + 1
     check_experiment_name(name)
     path = logdir / name
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"experiment directory {str(path)!r} is not writable")
     if overwrite and path.exists() and any(path.iterdir()) and not (path / "experiment.json").exists():
         raise UserError(f"--overwrite: {str(path)!r} is not an hparams_lab experiment; refusing to delete it")
     return path

@@ -217,7 +217,7 @@ def _run_search(experiment_dir: Path, search: Search, backend: Backend,
 
 def _run_remaining(experiment_dir: Path, planned: list[Trial], backend: Backend,
                    reporter: Reporter) -> list[TrialResult]:
-    """Resumes: closes cut-off attempts, refreshes the root config, runs what is not done."""
+    """Resumes: closes cut-off attempts, refreshes the union config, runs what is not done."""
     progress = resume.scan(experiment_dir)
     if progress.done or progress.failed or progress.cut_off:
         reporter.note(resume.describe(experiment_dir.name, planned, progress))

@@ -1,2 +1,2 @@
 """TensorBoard's formats: pure HParams proto builders (``summaries``) and the one writer of
-event files (``writer``), the logdir's root union config too. No TensorFlow."""
+event files (``writer``), the logdir's union config too. No TensorFlow."""

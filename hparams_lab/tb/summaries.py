@@ -27,7 +27,8 @@ from hparams_lab.core.metrics import Metric
 from hparams_lab.core.space import Discrete, Domain, Space
 from hparams_lab.core.trial import Trial, TrialStatus
 
-CONFIG_SUFFIX = ".hparams_lab-config"  # marks the root config files this module owns
+CONFIG_SUFFIX = ".hparams_lab-config"  # marks the config files this module owns
+CONFIG_RUN_PREFIX = ".hparams_lab-config-"  # the hidden run directory under a logdir that holds the union config
 
 _TYPES = {
     "str": api_pb2.DATA_TYPE_STRING,
@@ -87,7 +88,7 @@ def _numeric_range(info: api_pb2.HParamInfo) -> tuple[float, float]:
 
 
 def union_config(experiments: Iterable[tuple[Space, Sequence[Metric]]]) -> api_pb2.Experiment:
-    """The root config: every hparam and metric of every experiment, in first-seen order."""
+    """The union config: every hparam and metric of every experiment, in first-seen order."""
     infos: dict[str, api_pb2.HParamInfo] = {}
     metrics: dict[Metric, None] = {}
     for space, declared in experiments:

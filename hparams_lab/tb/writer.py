@@ -1,4 +1,4 @@
-"""The one place that writes event files: a run's sessions and scalars, and the logdir's root config."""
+"""The one place that writes event files: a run's sessions and scalars, and the logdir's union config."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import api_pb2
 
 from hparams_lab.tb.eventfile import EventFile
-from hparams_lab.tb.summaries import CONFIG_SUFFIX, config_summary
+from hparams_lab.tb.summaries import CONFIG_RUN_PREFIX, CONFIG_SUFFIX, config_summary
 
 
 class RunWriter:
@@ -42,14 +42,32 @@ class RunWriter:
         self.close()
 
 
-def write_root_config(logdir: str | os.PathLike, experiment: api_pb2.Experiment) -> Path:
-    """Replaces the logdir's union config: the new file is complete before the others go
-    (every other one, not only those seen before: callers hold store.lock.logdir_lock)."""
+def write_union_config(logdir: str | os.PathLike, experiment: api_pb2.Experiment) -> Path:
+    """Replaces the logdir's union config with one in a new hidden run directory.
+
+    A new run, not a new file in the old one: TensorBoard keeps the first config it
+    read for a run, but forgets a run whose directory is gone, so a TensorBoard left
+    running picks up every new column at its next reload (both loaders, measured with
+    2.21). The new config is complete before every other one goes (callers hold
+    store.lock.logdir_lock), and so are configs earlier versions wrote at the root.
+    """
     logdir = Path(logdir)
-    config = EventFile(logdir, CONFIG_SUFFIX)
+    config = EventFile(logdir / f"{CONFIG_RUN_PREFIX}{time.time_ns()}-{os.getpid()}", CONFIG_SUFFIX)
     config.write(event_pb2.Event(wall_time=time.time(), summary=config_summary(experiment)))
     config.close()
-    for path in logdir.glob(f"events.out.tfevents.*{CONFIG_SUFFIX}"):
-        if path != config.path:
-            path.unlink(missing_ok=True)
+    for run in logdir.glob(f"{CONFIG_RUN_PREFIX}*"):
+        if run != config.path.parent:
+            _remove_config(run)
+    _remove_config(logdir, keep_dir=True)
     return config.path
+
+
+def _remove_config(directory: Path, keep_dir: bool = False) -> None:
+    """Deletes our config files in directory, then the directory if nothing else is in it."""
+    for path in directory.glob(f"events.out.tfevents.*{CONFIG_SUFFIX}"):
+        path.unlink(missing_ok=True)
+    if not keep_dir:
+        try:
+            directory.rmdir()
+        except OSError:
+            pass  # something that is not ours is in it: leave it
