@@ -29,7 +29,12 @@ import time
 from pathlib import Path
 
 from tests import layouts
-from tests.tbserver import TensorBoardServer, hparam_names, metric_names, session_metric_values
+from tests.tbserver import (
+    TensorBoardServer,
+    hparam_names,
+    metric_names,
+    session_metric_values,
+)
 
 
 def observe(logdir: Path, load_fast: str, n_groups: int, exps: tuple[str, ...]):

@@ -56,7 +56,7 @@ def test_a_running_tensorboard_shows_the_columns_of_experiments_added_after_it_s
             # Every session has a value for each metric of its own experiment: a column
             # missing from the config TensorBoard uses would leave it without one.
             experiment, _ = tb.wait_for_sessions(
-                groups, metrics=lambda session: metrics[session.split("/")[0]], timeout=30)
+                groups, metrics=lambda session, metrics=metrics: metrics[session.split("/")[0]], timeout=30)
             wanted = {h for n in added for h in EXPERIMENTS[n][1]}
             deadline = time.monotonic() + 10  # a few reload intervals (1 s here)
             while hparam_names(experiment) != wanted and time.monotonic() < deadline:

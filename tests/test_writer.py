@@ -5,6 +5,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from hparams_lab.core.metrics import Metric
 from hparams_lab.core.space import Discrete, HParam, IntInterval, RealInterval, Space
 from hparams_lab.core.trial import Trial, TrialStatus
+from hparams_lab.tb.eventfile import EventFile
 from hparams_lab.tb.summaries import (
     CONFIG_RUN_PREFIX,
     CONFIG_SUFFIX,
@@ -16,7 +17,6 @@ from hparams_lab.tb.summaries import (
     session_start_summary,
     union_config,
 )
-from hparams_lab.tb.eventfile import EventFile
 from hparams_lab.tb.writer import write_union_config
 
 

@@ -9,7 +9,6 @@ import click
 
 from hparams_lab.core.errors import UserError
 
-
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a full disk, a quota, a read-only mount
 _PERMISSION_ERRORS = (errno.EACCES, errno.EPERM)  # access() can't see every refusal (root, ACLs, NFS)
 

@@ -16,7 +16,8 @@ experiments' ``experiment.json`` files each time an experiment starts.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from google.protobuf import struct_pb2
 from tensorboard.compat.proto import summary_pb2

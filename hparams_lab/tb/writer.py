@@ -35,7 +35,7 @@ class RunWriter:
             writer.close()
         self._writers.clear()
 
-    def __enter__(self) -> "RunWriter":
+    def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
