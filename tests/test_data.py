@@ -211,6 +211,13 @@ def test_npz_test_arrays_must_come_together(tmp_path):
         load_data(path)
 
 
+def test_npz_empty_test_arrays_are_refused(tmp_path):
+    x, y = balanced()
+    path = write_npz(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:0], y_test=y[:0])
+    with pytest.raises(UserError, match=r"x_test is empty \(0 samples\)"):
+        load_data(path)
+
+
 def test_npz_mismatched_lengths(tmp_path):
     x, y = balanced()
     with pytest.raises(UserError, match=r"x_train has 30 samples but y_train has 29"):

@@ -53,6 +53,18 @@ def test_a_socket_named_like_an_event_file_is_skipped(logdir):
     assert warnings == [f"warning: {path}: skipped, not a regular file"]
 
 
+def test_a_device_file_named_like_an_event_file_is_skipped_never_opened(logdir):
+    import stat
+
+    device = logdir / "good" / "events.out.tfevents.1.zero"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # what /dev/zero is: endless zeros
+    except (PermissionError, AttributeError):
+        pytest.skip("making a device node needs root here")
+    _, warnings = review(logdir)
+    assert warnings == [f"warning: {device}: skipped, not a regular file"]
+
+
 def test_symlinks_out_of_the_tree_dangling_and_in_loops(logdir, tmp_path):
     outside = tmp_path / "outside"
     samples.write_session(outside / "stranger", {"units": 99}, [("score", 0, 0.9)], end_status="SUCCESS")
