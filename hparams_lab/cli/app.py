@@ -156,7 +156,7 @@ def study(**options: object) -> None:
     n_pruned = sum(r.status is TrialStatus.PRUNED for r in ranked)
     pruned = f", {n_pruned} pruned" if n_pruned else ""
     click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {result.metric}:")
-    click.echo(leaderboard(ranked, result.metric))
+    click.echo(leaderboard(ranked, result.metric, names=result.hparam_names))
     if result.classes:
         from hparams_lab.review.output import visible
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from typing import Any, Mapping, Sequence, TextIO
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
 
 from hparams_lab.core.groups import by_group
 from hparams_lab.core.metrics import monitored, run_metric, std_of
@@ -91,17 +92,22 @@ class ConsoleReporter:
         self.stream.flush()
 
 
-def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10) -> str:
+def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10,
+                names: Sequence[str] = ()) -> str:
     """An aligned table of the best trials (failures last, never ranked best).
 
     Repeats and CV folds collapse into one row per hparams set, showing mean ± std.
+    Hparam columns come in the order of ``names`` (the space's), then any others; a
+    conditional hparam's cell is empty where it was inactive.
     """
     if not results:
         return "(no trials)"
     rows = _group_rows(results) if any(r.trial.fold is not None or r.trial.repeat for r in results) else [
         (r, r.trial.id, r.status, r.epochs, r.wall_time_s) for r in results
     ]
-    names = list(dict.fromkeys(name for r in results for name in r.trial.hparams))
+    present = {name for r in results for name in r.trial.hparams}
+    names = [n for n in names if n in present] + [
+        n for n in dict.fromkeys(name for r in results for name in r.trial.hparams) if n not in names]
     std = std_of(metric)
     headers = ["rank", "trial", "status", metric + (" ± std" if std else ""), "epochs", "time"] + names
     cells = []

@@ -8,13 +8,16 @@ hyperparameter, shows the bad value and says what is allowed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import operator
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 from hparams_lab.core.errors import UserError
 
@@ -260,6 +263,14 @@ class RealInterval(_Interval):
 Domain = Union[Discrete, IntInterval, RealInterval]
 
 
+def middle(domain: Domain) -> Any:
+    """A domain's middle: of the sorted values (the lower of an even count), or the interval's
+    midpoint (geometric on a log domain), snapped to its step."""
+    if isinstance(domain, Discrete):
+        return domain.values[(len(domain.values) - 1) // 2]
+    return domain.snap(domain.at(0.5))
+
+
 def check_value(name: str, domain: Domain, value: object) -> Any:
     """``value`` as the domain holds it (a RealInterval's int becomes a float), or SpaceError."""
     if isinstance(domain, Discrete):
@@ -277,11 +288,18 @@ def check_value(name: str, domain: Domain, value: object) -> Any:
 
 @dataclass(frozen=True)
 class HParam:
-    """A named hyperparameter and the domain its values come from."""
+    """A named hyperparameter and the domain its values come from.
+
+    ``when`` makes it conditional: ``{"optimizer": "sgd"}`` (equal to), ``{"optimizer":
+    ["sgd", "rmsprop"]}`` (one of), ``{"num_layers": ">= 2"}`` (a comparison, for numbers);
+    several entries must all hold. An inactive hparam has no value in a trial. Kept as a
+    tuple of (name, condition) pairs, so that an HParam stays hashable.
+    """
 
     name: str
     domain: Domain
     description: str = ""
+    when: Mapping[str, Any] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -293,6 +311,19 @@ class HParam:
             )
         if not isinstance(self.description, str):
             raise SpaceError(f"hparam {self.name!r}: description must be a string, got {self.description!r}")
+        when = self.when.items() if isinstance(self.when, Mapping) else self.when
+        try:
+            pairs = tuple((on, tuple(c) if isinstance(c, list) else c) for on, c in when)
+        except (TypeError, ValueError):
+            raise SpaceError(f"hparam {self.name!r}: when must be a table of hparam = condition, "
+                             f"got {self.when!r}") from None
+        for on, condition in pairs:
+            if not isinstance(on, str):
+                raise SpaceError(f"hparam {self.name!r}: when names hparams by name, got {on!r}")
+            if not isinstance(condition, (str, bool, int, float, tuple)) or condition == ():
+                raise SpaceError(f"hparam {self.name!r}: when {on} = {condition!r}: expected a value, "
+                                 "a list of values or a comparison such as '>= 2'")
+        object.__setattr__(self, "when", pairs)
 
 
 @dataclass(frozen=True)
@@ -319,6 +350,13 @@ class Space:
             seen.add(hparam.name)
         object.__setattr__(self, "hparams", hparams)
         object.__setattr__(self, "training", _training_table(self.training))
+        by_name = {h.name: h for h in hparams}
+        conditions = {h.name: tuple(_condition(h, on, spec, by_name) for on, spec in h.when) for h in hparams}
+        object.__setattr__(self, "_conditions", conditions)
+        object.__setattr__(self, "_order", _topological(hparams, conditions))
+        object.__setattr__(self, "_parents", {c.on for cs in conditions.values() for c in cs})
+        if self.conditional:
+            self._check_conditions()
 
     def __iter__(self) -> Iterator[HParam]:
         return iter(self.hparams)
@@ -336,9 +374,127 @@ class Space:
     def names(self) -> tuple[str, ...]:
         return tuple(h.name for h in self.hparams)
 
-    def size(self) -> float:
-        """How many distinct points the space has (math.inf with a continuous domain)."""
-        return math.prod(h.domain.size() for h in self.hparams)
+    @property
+    def conditional(self) -> bool:
+        """Whether some hparam is active only under conditions (``when``)."""
+        return bool(self._parents)
+
+    @property
+    def ordered(self) -> tuple[HParam, ...]:
+        """The hparams with every parent before the hparams that depend on it."""
+        return self._order
+
+    def conditions(self, name: str) -> tuple["Condition", ...]:
+        return self._conditions[name]
+
+    def is_active(self, name: str, point: Mapping[str, Any]) -> bool:
+        """Whether ``name`` is active given the values in ``point`` (an inactive parent: not)."""
+        return all(c.on in point and c.holds(point[c.on]) for c in self._conditions[name])
+
+    def active(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """``point``'s values of the hparams that are active under it, in the space's order.
+
+        Parents are decided first, so a value given for an hparam whose parent is itself
+        inactive is dropped too. Names the space does not have are dropped.
+        """
+        kept: dict[str, Any] = {}
+        for h in self._order:
+            if h.name in point and self.is_active(h.name, kept):
+                kept[h.name] = point[h.name]
+        return {name: kept[name] for name in self.names if name in kept}
+
+    def sample(self, rng: Random) -> dict[str, Any]:
+        """One random point: each active hparam drawn from its domain, parents first.
+
+        Without conditions this draws in the space's order, one value per hparam, as
+        random search always has (so its trials stay the same).
+        """
+        point: dict[str, Any] = {}
+        for h in self._order:
+            if self.is_active(h.name, point):
+                point[h.name] = h.domain.sample(rng)
+        return {name: point[name] for name in self.names if name in point}
+
+    def points(self, axis: Callable[[HParam], Sequence] | None = None) -> Iterator[dict[str, Any]]:
+        """Every point over each hparam's ``axis`` values (default: all its values), only
+        active hparams in each, last hparam varying fastest. A product without conditions."""
+        axis = axis or (lambda h: h.domain.all_values())
+        if not self.conditional:
+            for values in itertools.product(*(axis(h) for h in self.hparams)):
+                yield dict(zip(self.names, values))
+            return
+        yield from self._walk(0, {}, axis)
+
+    def _walk(self, i: int, point: dict, axis) -> Iterator[dict[str, Any]]:
+        if i == len(self._order):
+            yield {name: point[name] for name in self.names if name in point}
+            return
+        hparam = self._order[i]
+        if not self.is_active(hparam.name, point):
+            yield from self._walk(i + 1, point, axis)
+            return
+        for value in axis(hparam):
+            point[hparam.name] = value
+            yield from self._walk(i + 1, point, axis)
+        del point[hparam.name]
+
+    def size(self, axis_size: Callable[[HParam], float] | None = None) -> float:
+        """How many distinct points the space has (math.inf with a continuous domain); with
+        ``axis_size``, how many over those axes (a grid). Counted, never enumerated."""
+        grid = axis_size is not None
+        axis_size = axis_size or (lambda h: h.domain.size())
+        if not self.conditional:
+            return math.prod(axis_size(h) for h in self.hparams)
+        total = 0
+        for active, weight in self._patterns(lambda h: self._classes(h, grid=grid)):
+            total += weight * math.prod(axis_size(h) for h in self.hparams
+                                        if h.name in active and h.name not in self._parents)
+        return total
+
+    def grid_size(self) -> float:
+        return self.size(lambda h: len(h.domain.grid_values()))
+
+    def _classes(self, hparam: HParam, grid: bool = False) -> list[tuple[Any, int]]:
+        """A parent's values grouped by which conditions on it they meet: (one of them, how many)."""
+        values = hparam.domain.grid_values() if grid else hparam.domain.all_values()
+        on_it = [c for cs in self._conditions.values() for c in cs if c.on == hparam.name]
+        groups: dict[tuple, list] = {}
+        for value in values:
+            groups.setdefault(tuple(c.holds(value) for c in on_it), [value, 0])[1] += 1
+        return [(value, count) for value, count in groups.values()]
+
+    def _patterns(self, classes) -> Iterator[tuple[frozenset, float]]:
+        """Each way the conditions can come out: (the active hparams, how many parent values give it)."""
+        parents = [h for h in self._order if h.name in self._parents]
+
+        def walk(i, point, weight):
+            if i == len(parents):
+                active = {name for name in self.names if self.is_active(name, point)}
+                yield frozenset(active), weight
+                return
+            parent = parents[i]
+            if not self.is_active(parent.name, point):
+                yield from walk(i + 1, point, weight)
+                return
+            for value, count in classes(parent):
+                yield from walk(i + 1, {**point, parent.name: value}, weight * count)
+
+        yield from walk(0, {}, 1)
+
+    def _check_conditions(self) -> None:
+        for hparam in self.hparams:
+            if hparam.name in self._parents and not isinstance(hparam.domain, Discrete):
+                size = hparam.domain.size()
+                if size > MAX_CONDITION_VALUES:
+                    what = "a continuous range" if math.isinf(size) else f"{size:,} values"
+                    raise SpaceError(f"hparam {hparam.name!r} is used in a condition, so it needs at most "
+                                     f"{MAX_CONDITION_VALUES:,} values (a list, an int range or a step); "
+                                     f"it has {what}")
+        ever = set().union(*(active for active, _ in self._patterns(self._classes)))
+        for hparam in self.hparams:
+            if hparam.name not in ever:
+                written = ", ".join(c.describe() for c in self._conditions[hparam.name])
+                raise SpaceError(f"hparam {hparam.name!r} is never active: no point of the space has {written}")
 
     def to_dict(self) -> dict:
         out = {}
@@ -346,6 +502,8 @@ class Space:
             entry = h.domain.to_dict()
             if h.description:
                 entry["description"] = h.description
+            if h.when:
+                entry["when"] = {c.on: c.to_spec() for c in self._conditions[h.name]}
             out[h.name] = entry
         return {"hparams": out, **({"training": dict(self.training)} if self.training else {})}
 
@@ -385,6 +543,94 @@ class Space:
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
             raise SpaceError(f"space file {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from None
         return cls.from_dict(data, source=str(path))
+
+
+MAX_CONDITION_VALUES = 10_000  # values of an hparam others depend on: enumerated to count and check
+
+_COMPARISONS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+                "==": operator.eq, "!=": operator.ne}
+_COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One entry of an hparam's ``when``: the value ``on`` must have for it to be active."""
+
+    on: str
+    op: str  # "in" (one of ``value``, a tuple) or a comparison (>=, <=, >, <, ==, !=)
+    value: Any
+
+    def holds(self, value: Any) -> bool:
+        if self.op == "in":
+            return value in self.value
+        return _COMPARISONS[self.op](value, self.value)
+
+    def to_spec(self) -> Any:
+        """As a space file writes it."""
+        if self.op == "in":
+            return self.value[0] if len(self.value) == 1 else list(self.value)
+        return f"{self.op} {self.value!r}"
+
+    def describe(self) -> str:
+        if self.op == "in":
+            return f"{self.on} = {self.value[0]!r}" if len(self.value) == 1 else f"{self.on} in {list(self.value)!r}"
+        return f"{self.on} {self.op} {self.value!r}"
+
+
+def _condition(hparam: HParam, on: str, spec: Any, by_name: Mapping[str, HParam]) -> Condition:
+    """A ``when`` entry checked against the domain of the hparam it names."""
+    where = f"hparam {hparam.name!r}: when {on} = {spec!r}"
+    if on == hparam.name:
+        raise SpaceError(f"{where}: an hparam cannot depend on itself")
+    if on not in by_name:
+        raise SpaceError(f"{where}: the space has no hparam {on!r} (it has {', '.join(by_name)})")
+    domain = by_name[on].domain
+    numeric = not isinstance(domain, Discrete) or domain.dtype in ("int", "float")
+    if isinstance(spec, str) and numeric:
+        match = _COMPARISON.match(spec)
+        number = _number(match.group(2)) if match else None
+        if number is None:
+            raise SpaceError(f"{where}: {on} is a number; expected a value, a list or a comparison "
+                             "such as '>= 2'")
+        return Condition(on, match.group(1), number)
+    try:
+        values = tuple(check_value(on, domain, v) for v in (spec if isinstance(spec, tuple) else (spec,)))
+    except SpaceError as err:
+        raise SpaceError(f"{where}: {err}") from None
+    return Condition(on, "in", values)
+
+
+def _number(text: str) -> float | int | None:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value if _is_number(value) and math.isfinite(value) else None
+
+
+def _topological(hparams: Sequence[HParam], conditions: Mapping[str, tuple[Condition, ...]]) -> tuple[HParam, ...]:
+    """Parents before the hparams that depend on them, otherwise in the space's order; a cycle is an error."""
+    order: list[HParam] = []
+    placed: set[str] = set()
+    pending = list(hparams)
+    while pending:
+        ready = next((h for h in pending if all(c.on in placed for c in conditions[h.name])), None)
+        if ready is None:
+            cycle = " -> ".join(_cycle(pending, conditions))
+            raise SpaceError(f"the conditions (when) form a cycle: {cycle}")
+        order.append(ready)
+        placed.add(ready.name)
+        pending.remove(ready)
+    return tuple(order)
+
+
+def _cycle(pending: Sequence[HParam], conditions) -> list[str]:
+    left = {h.name for h in pending}
+    name, path = pending[0].name, []
+    while name not in path:
+        path.append(name)
+        name = next(c.on for c in conditions[name] if c.on in left)
+    return path[path.index(name):] + [name]
 
 
 # The [training] table: its keys, and what each value must be.
@@ -427,6 +673,10 @@ def _hparam_from_spec(name: str, spec: object) -> HParam:
         return HParam(name, _domain(name, Discrete, [spec]))
     spec = dict(spec)
     description = spec.pop("description", "")
+    when = spec.pop("when", {})
+    if not isinstance(when, dict):
+        raise SpaceError(f"hparam {name!r}: when must be a table, e.g. when = {{ optimizer = \"sgd\" }}; "
+                         f"got {when!r}")
     kind = spec.pop("kind", None)
     if kind is None:
         kind = _infer_kind(spec)
@@ -439,12 +689,12 @@ def _hparam_from_spec(name: str, spec: object) -> HParam:
             f"allowed: {sorted(_DOMAIN_KEYS[kind])}"
         )
     if kind == "discrete":
-        return HParam(name, _domain(name, Discrete, spec.get("values")), description)
+        return HParam(name, _domain(name, Discrete, spec.get("values")), description, when)
     missing = sorted({"min", "max"} - set(spec))
     if missing:
         raise SpaceError(f"hparam {name!r}: an interval needs min and max, missing {missing}")
     cls = IntInterval if kind == "int" else RealInterval
-    return HParam(name, _domain(name, cls, **spec), description)
+    return HParam(name, _domain(name, cls, **spec), description, when)
 
 
 def _infer_kind(spec: dict) -> str:

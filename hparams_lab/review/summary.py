@@ -8,7 +8,8 @@ not look important by chance in a small study:
     epsilon^2 = (SS_between - (k - 1) * SS_within / (n - k)) / SS_total, floored at 0
 
 It sees one hparam at a time (no interactions), and counts only runs that have
-the metric. README.review.md explains it for users.
+the metric and the hparam: a conditional hparam's inactive runs (absent from the
+run) are not a value of it. README.review.md explains it for users.
 """
 
 import math
@@ -53,12 +54,13 @@ def _group(name, scored):
     """[(label, metric values)] by the hparam's value, or by value range for many numbers."""
     by_value = {}
     for row, metric in scored:
-        by_value.setdefault(row.hparams.get(name), []).append(metric)
+        if row.hparams.get(name) is not None:
+            by_value.setdefault(row.hparams[name], []).append(metric)
     numbers = [v for v in by_value if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if len(numbers) > _MAX_DISTINCT and len(numbers) == len(by_value):
         return _ranges(sorted(numbers), by_value)
-    ordered = sorted(by_value, key=lambda v: (v is None, type(v).__name__, v if v is not None else 0))
-    return [("(missing)" if value is None else _label(value), by_value[value]) for value in ordered]
+    ordered = sorted(by_value, key=lambda v: (type(v).__name__, v))
+    return [(_label(value), by_value[value]) for value in ordered]
 
 
 def _ranges(values, by_value):

@@ -8,9 +8,10 @@ decide as results come in. The study loop (``execution.loop.drive``) runs any of
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from hparams_lab.core.trial import Trial, TrialResult
 

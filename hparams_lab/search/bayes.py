@@ -23,10 +23,11 @@ import itertools
 import math
 import warnings
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
-from typing import Any, Mapping
+from typing import Any
 
 from hparams_lab.core import metrics as m
 from hparams_lab.core.errors import UserError
@@ -77,7 +78,11 @@ def distribution(domain: Domain) -> Any:
     interval becomes an IntDistribution over the index of its ordered values, which TPE
     treats as the ordered, evenly spaced (log-spaced) points they are.
     """
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     if isinstance(domain, Discrete):
         return CategoricalDistribution(domain.values)
@@ -106,7 +111,29 @@ def value_of(domain: Domain, param: Any) -> Any:
 
 
 def hparams_of(space: Space, params: Mapping[str, Any]) -> dict[str, Any]:
-    return {h.name: value_of(h.domain, params[h.name]) for h in space}
+    """A trial's hparams from optuna's params; a conditional space's inactive ones are absent."""
+    return {h.name: value_of(h.domain, params[h.name]) for h in space if h.name in params}
+
+
+def ask_conditional(study: Any, space: Space, distributions_: Mapping[str, Any]) -> Any:
+    """optuna's define-by-run: each hparam suggested only once its conditions hold, parents
+    first, so TPE (with group=True) models each set of active hparams apart."""
+    asked = study.ask()
+    point: dict[str, Any] = {}
+    for hparam in space.ordered:
+        if space.is_active(hparam.name, point):
+            point[hparam.name] = value_of(hparam.domain, _suggest(asked, hparam.name, distributions_[hparam.name]))
+    return asked
+
+
+def _suggest(trial: Any, name: str, dist: Any) -> Any:
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
 
 
 # -- pruning, in the process that trains ---------------------------------------------------
@@ -157,7 +184,9 @@ def _pruner(optuna: Any, name: str | None) -> Any:
 
 def _storage(optuna: Any, path: str) -> Any:
     try:
-        from optuna.storages.journal import JournalFileBackend as Backend  # optuna >= 4.0
+        from optuna.storages.journal import (
+            JournalFileBackend as Backend,  # optuna >= 4.0
+        )
     except ImportError:
         from optuna.storages import JournalFileStorage as Backend  # optuna 3.x
     with warnings.catch_warnings():  # experimental in optuna 3.x
@@ -205,7 +234,8 @@ class BayesSearch:
             self._asks += 1
             number = len(self.study.get_trials(deepcopy=False))  # the trial ask is about to create
             self.study.sampler = self._sampler(number)
-            asked = self.study.ask(self._distributions)
+            asked = ask_conditional(self.study, self.space, self._distributions) if self.space.conditional \
+                else self.study.ask(self._distributions)
             trial = Trial(hparams_of(self.space, asked.params), seed=self.seed, index=len(self._numbers))
             if trial.id in self._numbers:
                 self._told_again(asked, trial.id)
@@ -230,7 +260,7 @@ class BayesSearch:
         with warnings.catch_warnings():  # multivariate and constant_liar are experimental in optuna 3.x
             warnings.simplefilter("ignore", self._optuna.exceptions.ExperimentalWarning)
             return self._optuna.samplers.TPESampler(n_startup_trials=self._startup, seed=seed, multivariate=True,
-                                                    constant_liar=self._parallel)
+                                                    group=self.space.conditional, constant_liar=self._parallel)
 
     def _tell(self, number: int, result: TrialResult) -> None:
         state = self._optuna.trial.TrialState

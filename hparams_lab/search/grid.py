@@ -1,4 +1,8 @@
-"""Grid search: the cartesian product of every hparam's grid values, in a fixed order."""
+"""Grid search: the cartesian product of every hparam's grid values, in a fixed order.
+
+With conditional hparams, only valid combinations: an inactive hparam takes no value,
+so it adds no duplicates.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,11 @@ def grid(space: Space, *, seed: int = 0, trials: int | None = None) -> list[Tria
 
     ``trials`` caps the count (the first N points), for quick looks at a big grid.
     """
-    axes = [_grid_axis(h) for h in space]
-    points = itertools.product(*axes)
+    axes = {h.name: _grid_axis(h) for h in space}
+    points = space.points(lambda h: axes[h.name])
     if trials is not None:
         points = itertools.islice(points, trials)
-    return [
-        Trial(dict(zip(space.names, values)), seed=seed, index=i) for i, values in enumerate(points)
-    ]
+    return [Trial(hparams, seed=seed, index=i) for i, hparams in enumerate(points)]
 
 
 def _grid_axis(hparam: HParam) -> tuple:

@@ -18,9 +18,9 @@ a rung has so far, else starts a new one, so no worker idles waiting for a rung 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from hparams_lab.core import metrics as m
 from hparams_lab.core.space import Space

@@ -17,12 +17,20 @@ import json
 import math
 import tomllib
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from hparams_lab.core.errors import UserError
-from hparams_lab.core.space import Discrete, Domain, Space, SpaceError, check_value
+from hparams_lab.core.space import (
+    Discrete,
+    Domain,
+    Space,
+    SpaceError,
+    check_value,
+    middle,
+)
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 
 DEFAULT_POINTS = 5
@@ -31,14 +39,25 @@ DEFAULT_POINTS = 5
 def one_at_a_time(
     space: Space, base: Mapping[str, Any] | None = None, *, seed: int = 0, points: int = DEFAULT_POINTS
 ) -> list[Trial]:
-    """The base trial, then each hparam's other values with the rest at base."""
+    """The base trial, then each hparam's other values with the rest at base.
+
+    With conditional hparams, only those active at the base vary, and each point keeps
+    only what is active in it: flipping optimizer to sgd brings momentum in at its base.
+    """
     base = resolve_base(space, base)
-    planned = [base]
+    planned = {_key(space.active(base)): space.active(base)}
     for hparam in space:
+        if not space.is_active(hparam.name, space.active(base)):
+            continue
         for value in _axis(hparam.domain, points):
             if value != base[hparam.name]:
-                planned.append({**base, hparam.name: value})
-    return [Trial(hparams, seed=seed, index=i) for i, hparams in enumerate(planned)]
+                point = space.active({**base, hparam.name: value})
+                planned.setdefault(_key(point), point)
+    return [Trial(hparams, seed=seed, index=i) for i, hparams in enumerate(planned.values())]
+
+
+def _key(point: Mapping[str, Any]) -> tuple:
+    return tuple(sorted(point.items()))
 
 
 def _axis(domain: Domain, points: int) -> tuple:
@@ -48,13 +67,7 @@ def _axis(domain: Domain, points: int) -> tuple:
 
 
 def default_base(space: Space) -> dict[str, Any]:
-    return {h.name: _middle(h.domain) for h in space}
-
-
-def _middle(domain: Domain) -> Any:
-    if isinstance(domain, Discrete):
-        return domain.values[(len(domain.values) - 1) // 2]
-    return domain.snap(domain.at(0.5))
+    return {h.name: middle(h.domain) for h in space}
 
 
 def resolve_base(space: Space, given: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -126,13 +139,15 @@ def effects(results: Sequence[TrialResult], base: Mapping[str, Any], metric: str
     seen: dict[str, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
     for result in results:
         hparams = result.trial.hparams
-        if set(hparams) != set(base):
+        if not set(hparams) & set(base):
             continue
-        varied = [name for name in base if hparams[name] != base[name]]
+        # Compared where both have a value: a conditional hparam a flip brings in or
+        # takes out is not a second change.
+        varied = [name for name in base if name in hparams and hparams[name] != base[name]]
         if len(varied) > 1:
             continue  # not a point of this plan
         value = result.metrics.get(metric) if result.status is TrialStatus.SUCCESS else None
-        for name in varied or base:
+        for name in varied or [name for name in base if name in hparams]:
             seen[name][hparams[name]].append(value)
     out = []
     for name, by_value in seen.items():

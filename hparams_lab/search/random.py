@@ -1,12 +1,13 @@
 """Random search: distinct random points of a space (log-uniform on log domains).
 
+Conditional hparams are drawn only where their conditions hold, parents first.
+
 Randomness comes only from a ``random.Random`` built from the seed, so the same
 command always gives the same trials and ids.
 """
 
 from __future__ import annotations
 
-import itertools
 from random import Random
 
 from hparams_lab.core.space import Space
@@ -24,9 +25,8 @@ def random_search(space: Space, *, seed: int = 0, trials: int = 10) -> list[Tria
     rng = Random(seed)
     if space.size() <= trials:
         # Enumerate the finite space rather than sampling it: no repeats, no misses.
-        points = list(itertools.product(*(h.domain.all_values() for h in space)))
-        rng.shuffle(points)
-        chosen = [dict(zip(space.names, p)) for p in points]
+        chosen = list(space.points())
+        rng.shuffle(chosen)
     else:
         chosen = _distinct_samples(space, rng, trials)
     return [Trial(hparams, seed=seed, index=i) for i, hparams in enumerate(chosen)]
@@ -35,8 +35,8 @@ def random_search(space: Space, *, seed: int = 0, trials: int = 10) -> list[Tria
 def _distinct_samples(space: Space, rng: Random, trials: int) -> list[dict]:
     chosen, seen = [], set()
     for _ in range(trials * _MAX_REJECTIONS):
-        hparams = {h.name: h.domain.sample(rng) for h in space}
-        key = tuple(hparams.values())
+        hparams = space.sample(rng)  # only active hparams: a conditional one may be absent
+        key = tuple(hparams.items())
         if key not in seen:
             seen.add(key)
             chosen.append(hparams)

@@ -17,18 +17,27 @@ The seeds' "random first, then a finer grid around the best". For each of the
 A winner's neighbourhood is the product of those values; the plan is the union of
 the winners' neighbourhoods, best winner first, without duplicates. The winners'
 own points are in it: the new experiment runs them again, so its leaderboard
-compares old and new points under the same training settings.
+compares old and new points under the same training settings. A conditional hparam
+varies only where it is active; one a neighbour brings in takes its domain's middle.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import sort_key
-from hparams_lab.core.space import Discrete, HParam, IntInterval, RealInterval, Space, check_value
+from hparams_lab.core.space import (
+    Discrete,
+    HParam,
+    IntInterval,
+    RealInterval,
+    Space,
+    check_value,
+    middle,
+)
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 
 RADIUS = 0.1  # of the domain's range (in log units on a log domain), either side of the winner
@@ -43,10 +52,18 @@ def refine(
     """The union of a finer grid around each of the ``top_k`` best earlier trials."""
     planned: dict[tuple, dict[str, Any]] = {}
     for winner in best_trials(previous, metric, top_k, directions):
-        axes = [neighbourhood(h, _winner_value(h, winner), points) for h in space]
-        for values in itertools.product(*axes):
-            planned.setdefault(values, dict(zip(space.names, values)))
+        axes = {h.name: _axis(space, h, winner, points) for h in space}
+        for point in space.points(lambda h, axes=axes: axes[h.name]):
+            planned.setdefault(tuple(point.items()), point)
     return [Trial(hparams, seed=seed, index=i) for i, hparams in enumerate(planned.values())]
+
+
+def _axis(space: Space, hparam: HParam, winner: Trial, points: int) -> tuple:
+    """Around the winner's value; an hparam the winner has inactive (a neighbour may bring
+    it in: num_layers 2 -> 3 needs units_3) takes its domain's middle."""
+    if space.is_active(hparam.name, winner.hparams) or hparam.name in winner.hparams:
+        return neighbourhood(hparam, _winner_value(hparam, winner), points)
+    return (middle(hparam.domain),)
 
 
 def best_trials(previous: Sequence[TrialResult], metric: str, top_k: int,

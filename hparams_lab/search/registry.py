@@ -13,9 +13,10 @@ option the strategy does not use is an error rather than silently ignored.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import DEFAULT_METRIC
@@ -205,7 +206,12 @@ def _one_at_a_time_plan(request: Request) -> Plan:
 
 
 def _hyperband_plan(request: Request) -> Plan:
-    from hparams_lab.search.hyperband import DEFAULT_FACTOR, HyperbandSearch, brackets, capped
+    from hparams_lab.search.hyperband import (
+        DEFAULT_FACTOR,
+        HyperbandSearch,
+        brackets,
+        capped,
+    )
 
     factor = _or(request.options.get("factor"), DEFAULT_FACTOR)
     if not isinstance(factor, int) or factor < 2:

@@ -43,6 +43,7 @@ class StudyResult:
     results: list[TrialResult]  # every planned run, in plan order (earlier attempts' successes too)
     directions: dict[str, str] = dataclasses.field(default_factory=dict)  # --direction, if given
     classes: tuple[str, ...] | None = None  # the names of labels 0..n-1, when they were strings
+    hparam_names: tuple[str, ...] = ()  # the space's, in its order
 
     def ranked(self) -> list[TrialResult]:
         return ranked(self.results, self.metric, self.directions)
@@ -118,7 +119,8 @@ def run_study(
         backend = backend or InlineBackend(trainer(data, prepared.model, settings, config.cv, config.seed), reporter)
         with resume.opened(prepared.experiment_dir, record, config.overwrite):
             results = _run(prepared, backend, reporter)
-    return StudyResult(prepared.experiment_dir, prepared.metric, results, prepared.directions, data.classes)
+    return StudyResult(prepared.experiment_dir, prepared.metric, results, prepared.directions, data.classes,
+                       prepared.plan.space.names)
 
 
 def _logged(prepared: Prepared, settings: Any) -> list[str]:

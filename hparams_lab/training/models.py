@@ -9,8 +9,10 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from hparams_lab.core.errors import UserError, one_line
 from hparams_lab.training.importer import import_function, name_of
@@ -23,6 +25,10 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "sgd", "rmsprop")
 
 _COMMON = frozenset({"units", "dropout", "activation", "kernel_initializer"})
 MLP_HPARAMS = _COMMON | {"num_layers", "num_units", "extra_layer"}
+# The mlp's per-layer hparams: units_1, units_2, ... and dropout_1, ... (1 = the first hidden
+# layer); a layer without its own takes units / dropout. In a space they are conditional on
+# num_layers: [hparams.units_2] when = { num_layers = ">= 2" }.
+_PER_LAYER = re.compile(r"^(units|dropout)_([1-9][0-9]*)$")
 CNN_HPARAMS = _COMMON | {"filters", "kernel_size", "num_conv_layers", "image_size"}
 # Which optimizer reads which hparam (learning_rate: all of them).
 _OPTIMIZER_HPARAMS = {
@@ -76,7 +82,8 @@ def check_hparams(model: ModelSpec, names: Iterable[str]) -> None:
     if not model.builtin:
         return  # a user's builder gets every hparam; it decides what it reads
     known = model.hparams | TRAINING_HPARAMS
-    unknown = sorted(set(names) - known)
+    per_layer = {n for n in names if model.name == "mlp" and _PER_LAYER.match(n)}
+    unknown = sorted(set(names) - known - per_layer)
     if not unknown:
         return
     hints = [
@@ -115,10 +122,23 @@ def build_model(
         )
     if model.builtin:
         return model.builder(dict(hparams), tuple(input_shape), int(n_outputs), _HEADS[task])
-    built = model.builder(dict(hparams), input_shape if isinstance(input_shape, Mapping) else tuple(input_shape),
+    built = model.builder(TrialHParams(hparams), input_shape if isinstance(input_shape, Mapping) else tuple(input_shape),
                           n_outputs)
     _check_user_model(model, built, n_outputs, task)
     return built
+
+
+class TrialHParams(dict):
+    """A trial's hparams as a user's model function gets them: a plain dict, except that
+    reading one it does not hold says why (a conditional hparam is absent where its
+    ``when`` does not hold) instead of a bare KeyError."""
+
+    def __missing__(self, key: Any) -> Any:
+        raise UserError(
+            f"the model reads hparams[{key!r}], which this trial does not have (a conditional hparam is "
+            f"absent where its when does not hold): use hparams.get({key!r}, default), or give {key!r} "
+            "a when that matches where the model uses it"
+        )
 
 
 def _check_user_model(model: ModelSpec, built: Any, n_outputs: Any, task: str) -> None:
@@ -260,14 +280,16 @@ def _units(hp: Mapping[str, Any]) -> int:
 
 
 def _dense_head(x: Any, config: Mapping[str, Any], n_hidden: int, n_outputs: int, head: str) -> Any:
-    """n_hidden x Dense(units) [+Dropout] -> Dense(n_outputs, head activation)."""
+    """n_hidden x Dense(units) [+Dropout] -> Dense(n_outputs, head activation); layer i
+    takes config["layers"][i] (its units and dropout) where the config has per-layer ones."""
     from keras import layers
 
     args = _keras_layer_args(config)
-    for _ in range(n_hidden):
-        x = layers.Dense(config["units"], **args)(x)
-        if config["dropout"] > 0:
-            x = layers.Dropout(config["dropout"])(x)
+    per_layer = config.get("layers") or [(config["units"], config["dropout"])] * n_hidden
+    for units, dropout in per_layer[:n_hidden]:
+        x = layers.Dense(units, **args)(x)
+        if dropout > 0:
+            x = layers.Dropout(dropout)(x)
     return layers.Dense(
         n_outputs, activation=head, kernel_initializer=args["kernel_initializer"]
     )(x)
@@ -277,13 +299,19 @@ def _dense_head(x: Any, config: Mapping[str, Any], n_hidden: int, n_outputs: int
 
 
 def _mlp_config(hp: Mapping[str, Any]) -> dict[str, Any]:
-    return {
+    config = {
         # extra_layer: the classic "one more hidden layer on/off" switch.
         "n_hidden": _int(hp, "num_layers", 1, low=0) + _bool(hp, "extra_layer", False),
         "units": _units(hp),
         "dropout": _real(hp, "dropout", 0.0, low=0.0, high=1.0),
         **_names(hp),
     }
+    config["layers"] = [
+        (_int(hp, f"units_{i}", config["units"], low=1),
+         _real(hp, f"dropout_{i}", config["dropout"], low=0.0, high=1.0))
+        for i in range(1, config["n_hidden"] + 1)
+    ]
+    return config
 
 
 def _build_mlp(hp: dict, input_shape: tuple[int, ...], n_outputs: int, head: str = "softmax") -> Any:
