@@ -247,7 +247,7 @@ def fake_experiment(path, results, space=SPACE):
     (["--strategy", "refine", "--from", "{old}/failed"], "no successful trials to refine"),
     (["--strategy", "refine", "--from", "{old}/good", "--metric", "best_val_loss"],
      "metric 'best_val_loss' is not in its trials; they have best_val_accuracy"),
-    (["--strategy", "grid", "--from", "{old}/good"], "--from is only for --strategy refine, not 'grid'"),
+    (["--strategy", "grid", "--from", "{old}/good"], "--from is only for --strategy refine or bayes, not 'grid'"),
     (["--strategy", "random", "--points", "3"], "--points is only for --strategy refine or one-at-a-time"),
     (["--strategy", "refine", "--from", "{old}/good", "--base", "units=16"],
      "--base is only for --strategy one-at-a-time"),

@@ -120,7 +120,13 @@ def main() -> None:
                    "--logdir must be a path every worker reaches. Needs pip install -e '.[dask]'.")
 @click.option("--overwrite", is_flag=True, help="Start an existing --experiment over (its runs are deleted).")
 @click.option("--from", "refine_from", default=None, metavar="EXPERIMENT",
-              help="refine: the earlier experiment (a name under --logdir, or a path).")
+              help="refine, bayes: earlier trials to start from: an experiment (a name under --logdir, or a "
+                   "path) or any TensorBoard HParams logdir (refine then needs --space).")
+@click.option("--from-metric", default=None, metavar="TAG",
+              help="refine, bayes: the metric of --from's logs to learn from [default: --metric].")
+@click.option("--enqueue", default=None, metavar="FILE",
+              help="Points of your own to run first (.json list of objects or .toml [[trial]] tables; "
+                   "hparams left out take their domain's middle), then the strategy goes on.")
 @click.option("--top-k", type=click.IntRange(min=1), default=None,
               help="refine: how many of the earlier best trials to refine around [default: 3].")
 @click.option("--points", type=click.IntRange(min=1), default=None,

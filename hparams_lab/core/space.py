@@ -403,6 +403,43 @@ class Space:
                 kept[h.name] = point[h.name]
         return {name: kept[name] for name in self.names if name in kept}
 
+    def complete(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """A point of one's own made whole: each value checked against its domain, an active
+        hparam not given takes its domain's middle; a name the space lacks, or a value for
+        an hparam that is inactive at that point, is a SpaceError."""
+        if not isinstance(point, Mapping):
+            raise SpaceError(f"a point is a table of hparam = value, got {point!r}")
+        unknown = [name for name in point if name not in self.names]
+        if unknown:
+            raise SpaceError(f"unknown hparam(s) {', '.join(map(repr, unknown))}; the space has {', '.join(self.names)}")
+        given = {name: check_value(name, self[name].domain, value) for name, value in point.items()}
+        whole: dict[str, Any] = {}
+        for h in self._order:
+            if self.is_active(h.name, whole):
+                whole[h.name] = given[h.name] if h.name in given else middle(h.domain)
+            elif h.name in given:
+                written = ", ".join(c.describe() for c in self._conditions[h.name])
+                raise SpaceError(f"hparam {h.name!r} is inactive at this point (it needs {written})")
+        return {name: whole[name] for name in self.names if name in whole}
+
+    def fits(self, hparams: Mapping[str, Any]) -> str | None:
+        """Why a logged trial's hparams are not a point of this space, or None if they are."""
+        extra = sorted(set(hparams) - set(self.names))
+        if extra:
+            return f"hparam {extra[0]!r} is not in the space"
+        for name, value in hparams.items():
+            try:
+                check_value(name, self[name].domain, value)
+            except SpaceError:
+                return f"hparam {name!r} = {value!r} is outside its domain"
+        active = self.active(hparams)
+        missing = [h.name for h in self._order if self.is_active(h.name, active) and h.name not in active]
+        if missing:
+            return f"hparam {missing[0]!r} has no value"
+        if len(active) != len(hparams):
+            return f"hparam {sorted(set(hparams) - set(active))[0]!r} is set where it is inactive"
+        return None
+
     def sample(self, rng: Random) -> dict[str, Any]:
         """One random point: each active hparam drawn from its domain, parents first.
 

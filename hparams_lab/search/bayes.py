@@ -23,7 +23,7 @@ import itertools
 import math
 import warnings
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
@@ -115,6 +115,12 @@ def hparams_of(space: Space, params: Mapping[str, Any]) -> dict[str, Any]:
     return {h.name: value_of(h.domain, params[h.name]) for h in space if h.name in params}
 
 
+def params_of(space: Space, hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """optuna's params of a point: value_of's inverse (a grid's values by their index)."""
+    return {h.name: (h.domain.all_values().index(hparams[h.name]) if _on_grid(h.domain) else hparams[h.name])
+            for h in space if h.name in hparams}
+
+
 def ask_conditional(study: Any, space: Space, distributions_: Mapping[str, Any]) -> Any:
     """optuna's define-by-run: each hparam suggested only once its conditions hold, parents
     first, so TPE (with group=True) models each set of active hparams apart."""
@@ -203,7 +209,8 @@ class BayesSearch:
     """
 
     def __init__(self, space: Space, *, seed: int, trials: int, metric: str, experiment_dir: Path,
-                 slots: int = 1, pruner: str | None = None, directions: Mapping[str, str] | None = None):
+                 slots: int = 1, pruner: str | None = None, directions: Mapping[str, str] | None = None,
+                 enqueued: Sequence[Mapping[str, Any]] = (), warm: Sequence[tuple[Mapping[str, Any], float]] = ()):
         self._optuna = optuna = require_optuna()
         self.space, self.seed, self.metric, self.pruner = space, seed, metric, pruner
         self._wanted = int(min(trials, space.size()))  # distinct trials in all
@@ -220,12 +227,26 @@ class BayesSearch:
         if "startup_trials" not in self.study.user_attrs:
             self.study.set_user_attr("startup_trials", startup_trials(self._wanted))
         self._startup = int(self.study.user_attrs["startup_trials"])
+        if "started" not in self.study.user_attrs:  # once, when the study is new (not on resume)
+            self._warm_start(warm)
+            for point in enqueued:  # asked first, as optuna's enqueue_trial promises
+                self.study.enqueue_trial(params_of(space, point))
+            self.study.set_user_attr("started", True)
         self._numbers: dict[str, int] = {}  # trial id -> its optuna trial number
         self._redo: deque[Trial] = deque()  # out when the study stopped: they run again
         self._asks = 0
         self._resume(experiment_dir)
         # Tasks this run will start, for progress lines: what is left, and what runs again.
         self.total = max(0, self._wanted - len(self._numbers)) + len(self._redo)
+
+    def _warm_start(self, warm: Sequence[tuple[Mapping[str, Any], float]]) -> None:
+        """Earlier trials (search.warm) told to optuna as finished ones: TPE learns from them;
+        they are not trials of this experiment and never train."""
+        for hparams, value in warm:
+            params = params_of(self.space, hparams)
+            self.study.add_trial(self._optuna.trial.create_trial(
+                params=params, distributions={name: self._distributions[name] for name in params}, value=value,
+                user_attrs={"warm_start": True}))
 
     def ask(self) -> Task | None:
         if self._redo:

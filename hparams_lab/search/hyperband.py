@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from hparams_lab.core import metrics as m
 from hparams_lab.core.space import Space
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 from hparams_lab.search.base import Task
+from hparams_lab.search.points import first
 from hparams_lab.search.random import random_search
 from hparams_lab.store import rundirs
 from hparams_lab.store.rundirs import close_paused
@@ -110,11 +112,14 @@ class HyperbandSearch:
     """The hyperband (or successive halving) search of one experiment; see the module doc."""
 
     def __init__(self, space: Space, plan: Sequence[Bracket], *, seed: int, metric: str,
-                 experiment_dir: Path, asynchronous: bool = False, directions: Mapping[str, str] | None = None):
+                 experiment_dir: Path, asynchronous: bool = False, directions: Mapping[str, str] | None = None,
+                 enqueued: Sequence[Mapping[str, Any]] = ()):
         self.plan, self.metric, self.asynchronous = list(plan), metric, asynchronous
         self.directions = directions
         self._key = m.sort_key(metric, directions)
-        trials = random_search(space, seed=seed, trials=sum(b.sizes[0] for b in self.plan))
+        count = sum(b.sizes[0] for b in self.plan)
+        # Points of the user's own are the first configurations (of the first bracket).
+        trials = first(enqueued, random_search(space, seed=seed, trials=count), seed=seed, count=count)
         self.configs: list[_Config] = []
         for b, bracket in enumerate(self.plan):
             taken = len(self.configs)

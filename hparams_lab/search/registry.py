@@ -26,6 +26,7 @@ from hparams_lab.search.base import Search
 from hparams_lab.search.grid import grid
 from hparams_lab.search.one_at_a_time import DEFAULT_POINTS as ONE_AT_A_TIME_POINTS
 from hparams_lab.search.one_at_a_time import one_at_a_time, parse_base, resolve_base
+from hparams_lab.search.points import complete_points, first, read_points
 from hparams_lab.search.random import random_search
 from hparams_lab.search.refine import DEFAULT_POINTS as REFINE_POINTS
 from hparams_lab.search.refine import DEFAULT_TOP_K, refine
@@ -39,8 +40,8 @@ from hparams_lab.search.refine import DEFAULT_TOP_K, refine
 SearchFactory = Callable[[Path, int], Search]
 
 # A strategy-specific flag and the keyword plan_study takes it as.
-OPTION_NAMES = {"--from": "refine_from", "--top-k": "top_k", "--points": "points", "--base": "base",
-                "--factor": "factor", "--pruner": "pruner"}
+OPTION_NAMES = {"--from": "refine_from", "--from-metric": "from_metric", "--top-k": "top_k", "--points": "points",
+                "--base": "base", "--factor": "factor", "--pruner": "pruner"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Plan:
     settings: dict[str, Any] = field(default_factory=dict)  # the strategy's options, for experiment.json
     search: SearchFactory | None = None  # adaptive strategies (hyperband, bayes) decide as results come
     size: int | None = None  # an adaptive search's trial count (configurations), for experiment.json
+    notes: tuple[str, ...] = ()  # what the study says before it starts (e.g. how a warm start went)
 
     @property
     def total(self) -> int:
@@ -70,6 +72,7 @@ class Request:
     epochs: int  # the most epochs a trial trains (hyperband's R)
     options: Mapping[str, Any]  # keyword -> value given, None when not given
     directions: Mapping[str, str] | None = None  # --direction (core.metrics.higher_is_better)
+    enqueue: tuple = ()  # --enqueue: points of the user's own, run first (search.points)
 
     @property
     def chosen_space(self) -> Space:
@@ -95,19 +98,30 @@ def plan_study(
     logdir: str | os.PathLike,
     epochs: int = 20,
     directions: Mapping[str, str] | None = None,
+    enqueue: str | os.PathLike | Sequence[Mapping[str, Any]] | None = None,
     **options: Any,
 ) -> Plan:
     """The space and trials of a study; ``space`` None means the strategy's default space.
 
-    ``options`` are the strategy-specific ones, by keyword (``OPTION_NAMES``).
+    ``options`` are the strategy-specific ones, by keyword (``OPTION_NAMES``). ``enqueue``
+    (a file or a list of points) runs first, counted in ``trials`` where the strategy
+    draws a number of them; the strategy's own trials follow.
     """
     entry = _strategy(strategy)
     _check_options(strategy, options)
     if trials is not None and (not isinstance(trials, int) or trials < 1):
         raise UserError(f"--trials must be at least 1, got {trials!r}")
+    points = () if enqueue is None else tuple(read_points(enqueue))
     request = Request(strategy, space, default_space, seed, entry.default_trials if trials is None else trials,
-                      metric, logdir, epochs, options, directions)
-    return entry.plan(request)
+                      metric, logdir, epochs, options, directions, points)
+    plan = entry.plan(request)
+    if not points:
+        return plan
+    if entry.adaptive:
+        return plan  # its search runs them first (the plan's settings say which)
+    enqueued = complete_points(plan.space, points)
+    trials_ = first(enqueued, plan.trials, seed=seed, count=trials)
+    return Plan(plan.space, trials_, {**plan.settings, "enqueue": enqueued}, plan.search, plan.size, plan.notes)
 
 
 def make_trials(
@@ -182,17 +196,36 @@ def _refine_plan(request: Request) -> Plan:
         raise UserError("--strategy refine needs --from EXPERIMENT: the experiment whose best trials to refine")
     top_k = _or(request.options.get("top_k"), DEFAULT_TOP_K)
     points = _or(request.options.get("points"), REFINE_POINTS)
-    earlier = locate_experiment(source, request.logdir)
-    record = resume.read_record(earlier)
-    space = request.space or Space.from_dict(record.space, source=str(earlier / "experiment.json"))
-    previous = list(resume.scan(earlier).done.values())
+    from_metric = request.options.get("from_metric")
+    try:
+        earlier = locate_experiment(source, request.logdir)
+    except UserError:
+        if not any(p.is_dir() for p in (Path(request.logdir) / source, Path(source))):
+            raise
+        earlier = None  # not ours: any TensorBoard HParams logs, read as review reads them
+    if earlier is not None and from_metric is None:
+        record = resume.read_record(earlier)
+        space = request.space or Space.from_dict(record.space, source=str(earlier / "experiment.json"))
+        previous, metric, notes = list(resume.scan(earlier).done.values()), request.metric, ()
+        source_path = str(Path(earlier).resolve())
+    else:
+        from hparams_lab.search.warm import previous_results
+
+        if request.space is None and earlier is None:
+            raise UserError(f"--from {str(source)!r} is not an hparams_lab experiment: give the space to refine "
+                            "with --space (its hparams are matched by name and domain)")
+        space = request.space or Space.from_dict(resume.read_record(earlier).space)
+        metric = from_metric or request.metric
+        found = previous_results(source, request.logdir, space, metric, seed=request.seed)
+        previous, notes, source_path = found.results, (found.note,), found.source
     try:
         planned = make_trials("refine", space, seed=request.seed, trials=request.trials, previous=previous,
-                              metric=request.metric, top_k=top_k, points=points, directions=request.directions)
+                              metric=metric, top_k=top_k, points=points, directions=request.directions)
     except UserError as err:
         raise UserError(f"--from {str(source)!r}: {err}") from None
-    settings = {"from": str(Path(earlier).resolve()), "top_k": top_k, "points": points}
-    return Plan(space, planned, settings)
+    settings = {"from": source_path, "top_k": top_k, "points": points,
+                **({"from_metric": from_metric} if from_metric else {})}
+    return Plan(space, planned, settings, notes=notes)
 
 
 def _one_at_a_time_plan(request: Request) -> Plan:
@@ -219,11 +252,17 @@ def _hyperband_plan(request: Request) -> Plan:
     space, seed, metric = request.chosen_space, request.seed, request.metric
     plan = capped(brackets(request.epochs, factor, only_first=request.name == "successive-halving"), request.trials)
 
+    enqueued = complete_points(space, request.enqueue)
+    if len(enqueued) > sum(b.sizes[0] for b in plan):
+        raise UserError(f"--enqueue: {len(enqueued)} points, but this hyperband plan starts only "
+                        f"{sum(b.sizes[0] for b in plan)} configurations")
+
     def search(experiment_dir: Path, slots: int) -> Search:
         return HyperbandSearch(space, plan, seed=seed, metric=metric, experiment_dir=experiment_dir,
-                               asynchronous=slots > 1, directions=request.directions)
+                               asynchronous=slots > 1, directions=request.directions, enqueued=enqueued)
 
-    settings = {"factor": factor, "brackets": [{"sizes": list(b.sizes), "epochs": list(b.epochs)} for b in plan]}
+    settings = {"factor": factor, "brackets": [{"sizes": list(b.sizes), "epochs": list(b.epochs)} for b in plan],
+                **({"enqueue": enqueued} if enqueued else {})}
     return Plan(space, [], settings, search, size=sum(b.sizes[0] for b in plan))
 
 
@@ -235,22 +274,36 @@ def _bayes_plan(request: Request) -> Plan:
     if pruner is not None and pruner not in bayes.PRUNERS:
         raise UserError(f"--pruner {pruner!r}: choose one of {', '.join(bayes.PRUNERS)}")
     space, seed, metric, trials = request.chosen_space, request.seed, request.metric, request.trials
+    enqueued = complete_points(space, request.enqueue)
+    settings: dict[str, Any] = {"pruner": pruner, **({"enqueue": enqueued} if enqueued else {})}
+    notes: tuple[str, ...] = ()
+    warm: list = []
+    if request.options.get("refine_from") is not None:
+        from hparams_lab.search.warm import previous_results
+
+        source = request.options["refine_from"]
+        from_metric = request.options.get("from_metric") or metric
+        found = previous_results(source, request.logdir, space, from_metric, seed=seed)
+        warm = [(r.trial.hparams, r.metrics[from_metric]) for r in found.results]
+        settings.update({"from": found.source, "from_metric": from_metric})
+        notes = (found.note,)
 
     def search(experiment_dir: Path, slots: int) -> Search:
         return bayes.BayesSearch(space, seed=seed, trials=trials, metric=metric, experiment_dir=experiment_dir,
-                                 slots=slots, pruner=pruner, directions=request.directions)
+                                 slots=slots, pruner=pruner, directions=request.directions, enqueued=enqueued,
+                                 warm=warm)
 
-    return Plan(space, [], {"pruner": pruner}, search, size=int(min(trials, space.size())))
+    return Plan(space, [], settings, search, size=int(min(trials, space.size())), notes=notes)
 
 
 STRATEGIES: dict[str, Strategy] = {
     "grid": Strategy(_fixed_plan),
     "random": Strategy(_fixed_plan, default_trials=10),
-    "refine": Strategy(_refine_plan, ("--from", "--top-k", "--points")),
+    "refine": Strategy(_refine_plan, ("--from", "--from-metric", "--top-k", "--points")),
     "one-at-a-time": Strategy(_one_at_a_time_plan, ("--base", "--points")),
     "hyperband": Strategy(_hyperband_plan, ("--factor",), adaptive=True),
     "successive-halving": Strategy(_hyperband_plan, ("--factor",), adaptive=True),
-    "bayes": Strategy(_bayes_plan, ("--pruner",), default_trials=10, adaptive=True),
+    "bayes": Strategy(_bayes_plan, ("--pruner", "--from", "--from-metric"), default_trials=10, adaptive=True),
 }
 NAMES = tuple(STRATEGIES)
 

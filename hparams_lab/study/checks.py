@@ -80,7 +80,8 @@ def prepare(config: StudyConfig) -> Prepared:
     directions = {m.base_of(metric): config.direction} if config.direction else {}
     longest = config.epochs if config.max_epochs is None else min(config.epochs, config.max_epochs)
     plan = plan_study(config.strategy, space, DEFAULT_SPACE, seed=config.seed, trials=config.trials, metric=metric,
-                      logdir=config.logdir, epochs=longest, directions=directions, **config.strategy_options)
+                      logdir=config.logdir, epochs=longest, directions=directions, enqueue=config.enqueue,
+                      **config.strategy_options)
     if STRATEGIES[config.strategy].adaptive and group_prefix is not None:
         raise UserError(f"--strategy {config.strategy} decides as results come in; it does not combine with "
                         "--repeats or --cv")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from hparams_lab.core.space import Discrete, HParam, RealInterval, Space
 
@@ -60,8 +60,10 @@ class StudyConfig:
     logdir: str | os.PathLike = "logs"
     experiment: str | None = None  # None: a timestamp and the process id
     overwrite: bool = False
+    enqueue: str | os.PathLike | Sequence[Mapping[str, Any]] | None = None  # points of one's own, run first
     # Strategy-specific options (search.registry says which strategy takes which).
     refine_from: str | os.PathLike | None = None
+    from_metric: str | None = None  # the metric of --from's logs to learn from (default: the study's)
     top_k: int | None = None
     points: int | None = None
     base_hparams: Mapping[str, Any] | str | None = None
@@ -89,7 +91,8 @@ class StudyConfig:
     @property
     def strategy_options(self) -> dict[str, Any]:
         """The strategy-specific options, by search.registry's keywords."""
-        return {"refine_from": self.refine_from, "top_k": self.top_k, "points": self.points,
+        return {"refine_from": self.refine_from, "from_metric": self.from_metric, "top_k": self.top_k,
+                "points": self.points,
                 "base": self.base_hparams, "factor": self.factor, "pruner": self.pruner}
 
     @property

@@ -108,6 +108,8 @@ def run_study(
                                          fit=config.fit)
     data = prepared.data
     reporter.study_started(prepared.metric)
+    for note in prepared.plan.notes:
+        reporter.note(note)
     # The cheap checks are done. Workers start now, importing TensorFlow and loading the
     # data themselves, while this process finds what the model logs (and can still fail).
     job = WorkerJob(config.data, config.seed, config.model, settings, config.cv, data.task, config.targets)
