@@ -206,6 +206,7 @@ def test_a_study_writes_no_inactive_value_anywhere_and_review_leaves_it_empty(ru
     assert sum(int(r[-3]) for r in beta_rows) == adam
 
 
+@pytest.mark.slow
 def test_the_mlp_reads_per_layer_units_and_dropout():
     pytest.importorskip("keras")
     from hparams_lab.training.models import build_model, resolve_model
@@ -280,3 +281,27 @@ def test_tensorboard_shows_every_session_of_a_conditional_study_and_filters_them
         assert len(by_momentum) == len(trials)
         momenta = [trials[n]["hparams"].get("momentum") for n in by_momentum]
         assert momenta == sorted(momenta, key=lambda m: (m is None, m))  # absent ones last
+
+
+@pytest.mark.slow
+def test_a_user_model_reading_an_hparam_where_it_is_inactive_is_one_line_before_anything(
+        runner, tmp_path, write_module):
+    pytest.importorskip("keras")
+    module = write_module("reads_momentum", '''
+import keras
+
+def build(hparams, input_shape, n_outputs):
+    hparams["momentum"]  # but momentum is active only for sgd
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(n_outputs, activation="softmax")])
+''')
+    space = tmp_path / "space.toml"
+    space.write_text('[hparams.optimizer]\nvalues = ["adam", "sgd"]\n'
+                     '[hparams.momentum]\nvalues = [0.5, 0.9]\nwhen = { optimizer = "sgd" }\n')
+    result = runner.invoke(main, ["--model", f"{module}:build", "--space", str(space), "--strategy", "grid",
+                                  "--epochs", "1", "--logdir", str(tmp_path / "logs")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: the model reads hparams['momentum']")
+    assert lines[0].endswith("(at {'optimizer': 'adam'})")
+    assert not (tmp_path / "logs").exists()

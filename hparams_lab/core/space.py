@@ -384,6 +384,15 @@ class Space:
         """The hparams with every parent before the hparams that depend on it."""
         return self._order
 
+    @property
+    def parents(self) -> frozenset[str]:
+        """The hparams some condition depends on."""
+        return frozenset(self._parents)
+
+    def classes(self, hparam: HParam) -> list[tuple[Any, int]]:
+        """A parent's values grouped by which conditions on it they meet: (one of them, how many)."""
+        return self._classes(hparam)
+
     def conditions(self, name: str) -> tuple["Condition", ...]:
         return self._conditions[name]
 

@@ -130,7 +130,11 @@ def _logged(prepared: Prepared, settings: Any) -> list[str]:
     evaluates (one whose hparams alone break the model is that trial's FAILURE later, not the
     study's); if none does, the first one's error, as a UserError."""
     from hparams_lab.training.fit import logged_metrics
+    from hparams_lab.training.models import check_conditional_reads
+
     space = prepared.plan.space
+    data = prepared.data
+    check_conditional_reads(prepared.model, space, data.input_shape, data.n_outputs, data.task)
     candidates = prepared.plan.trials[:3] or [
         Trial({h.name: h.domain.grid_values()[0] for h in space}, seed=prepared.config.seed)]
     first_error = None

@@ -128,6 +128,40 @@ def build_model(
     return built
 
 
+def check_conditional_reads(model: ModelSpec, space: Any, input_shape: Any, n_outputs: Any, task: str) -> None:
+    """Builds a user's model once per way a conditional space's hparams can be active (no
+    training): a model that reads an hparam where it is inactive is a UserError now, not
+    a FAILURE in every trial that meets it. Built-in models have a default for each."""
+    if model.builtin or not space.conditional:
+        return
+    import keras
+
+    seen = set()
+    for point in space.points(lambda h: _representatives(space, h)):
+        pattern = frozenset(point)
+        if pattern in seen:
+            continue
+        seen.add(pattern)
+        try:
+            build_model(model, point, input_shape, n_outputs, task)
+        except UserError as err:
+            if str(err).startswith("the model reads hparams["):
+                raise UserError(f"{err} (at {point})") from None
+        except Exception:
+            pass  # other build errors are the trials' to report, as without conditions
+        finally:
+            keras.backend.clear_session()
+
+
+def _representatives(space: Any, hparam: Any) -> tuple:
+    """A value per class of a parent (what the conditions on it can tell apart), else one value."""
+    from hparams_lab.core.space import middle
+
+    if hparam.name not in space.parents:
+        return (middle(hparam.domain),)
+    return tuple(value for value, _ in space.classes(hparam))
+
+
 class TrialHParams(dict):
     """A trial's hparams as a user's model function gets them: a plain dict, except that
     reading one it does not hold says why (a conditional hparam is absent where its
