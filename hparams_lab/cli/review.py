@@ -47,8 +47,8 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
         _check_plotly()
     for flag, path in (("--output", output), ("--report", report)):
         _check_writable(flag, path)
-    text = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
-                width=None if output else _terminal_width())
+    text, notes = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
+                       width=None if output else _terminal_width())
     if output:
         try:
             with open(output, "w", encoding="utf-8", newline="") as file:
@@ -60,6 +60,8 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
         click.echo(f"review: wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
+    for line in notes:  # after the leaderboard, on stderr with review's other warnings
+        click.echo(line, err=True)
 
 
 def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report, width):
@@ -81,14 +83,18 @@ def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_form
     # Filters pick the runs; --top only cuts what is listed, so summaries and charts see them all.
     selected = [(name, logs, query.select(logs, where, statuses, ranking)) for name, logs in sides]
     if len(selected) == 2:
-        return _compare(selected, ranking, maximizes, output_format, width)
+        return _compare(selected, ranking, maximizes, output_format, width), []
     _, logs, rows = selected[0]
+    from hparams_lab.review.notes import review_notes
+
+    notes = review_notes(rows, logs, ranking)  # about the space: edges, hparams without effect
     if report:
         from hparams_lab.review.report import write_report
 
-        write_report(report, rows, rows[:top], logs, ranking, maximizes)
+        write_report(report, rows, rows[:top], logs, ranking, maximizes, notes=notes)
         click.echo(f"review: wrote {report}", err=True)
-    return _leaderboard(rows, rows[:top], logs, ranking, maximizes, output_format, summary, width)
+    return _leaderboard(rows, rows[:top], logs, ranking, maximizes, output_format, summary, width), \
+        [visible(line) for line in notes]
 
 
 def _leaderboard(rows, shown, logs, ranking, maximizes, output_format, summary, width):

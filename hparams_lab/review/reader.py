@@ -97,6 +97,8 @@ class Logs:
     declared_metric: str | None  # the experiment's ranking metric, if it names one
     directions: dict = field(default_factory=dict)  # metric key -> higher is better, as experiment.json records
     classes: list | None = None  # the class names (labels 0..n-1) experiment.json records, if one set for all
+    spaces: dict = field(default_factory=dict)  # experiment name -> experiment.json's "space", as read (review.notes)
+    configs: list = field(default_factory=list)  # the hparams_config records (tensorboard Experiment protos)
 
 
 def load(logdir):
@@ -115,10 +117,11 @@ def load(logdir):
     if not rows:
         raise UserError(f"review: no HParams sessions under {logdir} ({len(runs)} run(s) read, "
                         "none with a session_start record: log hparams with hp.hparams(...))")
-    records = [_read_json(os.path.join(directory, EXPERIMENT_FILE), warnings)
-               for directory in sorted(tree.experiment_files)]
+    directories = sorted(tree.experiment_files)
+    records = [_read_json(os.path.join(directory, EXPERIMENT_FILE), warnings) for directory in directories]
     return Logs(rows, warnings, *_columns(rows, runs), _declared_metric(records, rows), _directions(records),
-                _classes(records))
+                _classes(records), _spaces(logdir, directories, records),
+                [run.experiment for _, run in sorted(runs.items()) if run.experiment is not None])
 
 
 @dataclass(frozen=True)
@@ -498,6 +501,12 @@ def _classes(records):
     if not found or any(names != found[0] for names in found):
         return None
     return [str(name) for name in found[0]]
+
+
+def _spaces(logdir, directories, records):
+    """{experiment name: its experiment.json's "space"} where that is a table; review.notes reads them."""
+    return {_experiment_name(logdir, directory): record["space"] for directory, record in zip(directories, records)
+            if isinstance(record.get("space"), dict)}
 
 
 def _declared_metric(records, rows):

@@ -18,23 +18,26 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; font-size: 13px; margin-bottom: 1.5em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; white-space: nowrap; }
 th { background: #f2f2f2; position: sticky; top: 0; }
+ul.notes { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 0.5em 0.5em 2em; }
 div.board { max-height: 60vh; overflow: auto; display: inline-block; max-width: 100%; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
 """
 _COLUMNS = 3  # scatter plots per row
 
 
-def write_report(path, rows, shown, logs, ranking, maximizes):
+def write_report(path, rows, shown, logs, ranking, maximizes, notes=()):
     with open(path, "w", encoding="utf-8") as file:
-        file.write(build_report(rows, shown, logs, ranking, maximizes))
+        file.write(build_report(rows, shown, logs, ranking, maximizes, notes))
 
 
-def build_report(rows, shown, logs, ranking, maximizes):
-    """The page: rows are all runs that passed the filters (charts), shown the listed ones."""
+def build_report(rows, shown, logs, ranking, maximizes, notes=()):
+    """The page: rows are all runs that passed the filters (charts), shown the listed ones;
+    notes (review.notes' lines) in a section of their own above the leaderboard."""
     experiments = ", ".join(sorted({row.experiment for row in rows}))
     title = f"Review of {experiments}"
     parts = [f"<h1>{_text(title)}</h1>",
              f"<p>{len(rows)} run(s); ranked by <b>{_text(ranking.key if ranking else '(no metric)')}</b>"
              + (f" ({'higher' if ranking.maximize else 'lower'} is better)" if ranking else "") + "</p>",
+             *_notes_html(notes),
              "<h2>Leaderboard</h2>",
              f"<div class=\"board\">{_html_table(leaderboard_table(shown, logs, ranking, maximizes, complete=False))}</div>"]
     charted = [row for row in rows if ranking and ranking.value(row) is not None]
@@ -46,6 +49,13 @@ def build_report(rows, shown, logs, ranking, maximizes):
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
             f"<title>{_text(title)}</title><style>{_STYLE}</style></head>\n<body>\n"
             + "\n".join(parts) + "\n</body></html>\n")
+
+
+def _notes_html(notes):
+    if not notes:
+        return []
+    items = "".join(f"<li>{_text(note)}</li>" for note in notes)
+    return ["<h2>Notes on the space</h2>", f"<ul class=\"notes\">{items}</ul>"]
 
 
 def _text(value):
