@@ -132,6 +132,9 @@ def main() -> None:
 @click.option("--points", type=click.IntRange(min=1), default=None,
               help="refine: values per numeric hparam around each winner [default: 3]; "
                    "one-at-a-time: values per interval hparam [default: 5].")
+@click.option("--widen", is_flag=True, default=False,
+              help="refine: first widen each interval hparam whose 5 best earlier trials sit at one edge "
+                   "of its domain, by the domain's width (log-aware); see README.")
 @click.option("--base", "base_hparams", default=None,
               help="one-at-a-time: the base, e.g. 'units=64,optimizer=adam', or a .json/.toml file "
                    "[default: each domain's middle].")

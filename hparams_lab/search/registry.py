@@ -41,7 +41,7 @@ SearchFactory = Callable[[Path, int], Search]
 
 # A strategy-specific flag and the keyword plan_study takes it as.
 OPTION_NAMES = {"--from": "refine_from", "--from-metric": "from_metric", "--top-k": "top_k", "--points": "points",
-                "--base": "base", "--factor": "factor", "--pruner": "pruner"}
+                "--widen": "widen", "--base": "base", "--factor": "factor", "--pruner": "pruner"}
 
 
 @dataclass(frozen=True)
@@ -218,6 +218,11 @@ def _refine_plan(request: Request) -> Plan:
         metric = from_metric or request.metric
         found = previous_results(source, request.logdir, space, metric, seed=request.seed)
         previous, notes, source_path = found.results, (found.note,), found.source
+    widened, widen_notes = {}, ()
+    if request.options.get("widen"):
+        space, widened = _widened(space, previous, metric, request.directions)
+        widen_notes = tuple(f"--widen: {name} {_span(moved['was'])} -> {_span(moved['now'])} (its winners sit at "
+                            f"the {moved['edge']} edge)" for name, moved in widened.items())
     try:
         planned = make_trials("refine", space, seed=request.seed, trials=request.trials, previous=previous,
                               metric=metric, top_k=top_k, points=points, directions=request.directions)
@@ -225,7 +230,37 @@ def _refine_plan(request: Request) -> Plan:
         raise UserError(f"--from {str(source)!r}: {err}") from None
     settings = {"from": source_path, "top_k": top_k, "points": points,
                 **({"from_metric": from_metric} if from_metric else {})}
-    return Plan(space, planned, settings, notes=notes)
+    if widened:  # only with --widen, so experiments refined before it existed resume unchanged
+        settings["widen"] = widened
+    return Plan(space, planned, settings, notes=notes + widen_notes)
+
+
+def _widened(space: Space, previous: Sequence[TrialResult], metric: str,
+             directions: Mapping[str, str] | None) -> tuple[Space, dict[str, dict[str, Any]]]:
+    """--widen: the space with each edge its winners sit at moved out (core.edges' rule), and what moved.
+
+    No edge to widen is a UserError: the user asked for a wider search that would not happen.
+    Without any successful trial nothing changes here: refine itself says what is missing.
+    """
+    from hparams_lab.core import edges
+
+    winners = edges.winners(previous, metric, directions)
+    if not winners:
+        return space, {}
+    found = edges.find_edges(edges.interval_domains(space), [r.trial.hparams for r in winners])
+    moved = [edge for edge in found if edge.widened is not None]
+    if not moved:
+        stuck = "".join(f"; {edge.name}'s sit at its {edge.side} edge, which is at its limit" for edge in found)
+        raise UserError(f"--widen: no interval hparam's {edges.TOP_K} best trials all sit within "
+                        f"{edges.EDGE_SHARE:.0%} of one end of its domain{stuck}; nothing to widen "
+                        "(refine without --widen)")
+    widened = {edge.name: {"edge": edge.side, "was": [edge.domain.min, edge.domain.max],
+                           "now": [edge.widened.min, edge.widened.max]} for edge in moved}
+    return edges.widen_space(space, moved), widened
+
+
+def _span(bounds: Sequence[float]) -> str:
+    return "..".join(f"{bound:.6g}" for bound in bounds)
 
 
 def _one_at_a_time_plan(request: Request) -> Plan:
@@ -299,7 +334,7 @@ def _bayes_plan(request: Request) -> Plan:
 STRATEGIES: dict[str, Strategy] = {
     "grid": Strategy(_fixed_plan),
     "random": Strategy(_fixed_plan, default_trials=10),
-    "refine": Strategy(_refine_plan, ("--from", "--from-metric", "--top-k", "--points")),
+    "refine": Strategy(_refine_plan, ("--from", "--from-metric", "--top-k", "--points", "--widen")),
     "one-at-a-time": Strategy(_one_at_a_time_plan, ("--base", "--points")),
     "hyperband": Strategy(_hyperband_plan, ("--factor",), adaptive=True),
     "successive-halving": Strategy(_hyperband_plan, ("--factor",), adaptive=True),

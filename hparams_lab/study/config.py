@@ -66,6 +66,7 @@ class StudyConfig:
     from_metric: str | None = None  # the metric of --from's logs to learn from (default: the study's)
     top_k: int | None = None
     points: int | None = None
+    widen: bool = False  # refine: widen the domains whose best trials sit at an edge first
     base_hparams: Mapping[str, Any] | str | None = None
     factor: int | None = None
     pruner: str | None = None
@@ -92,7 +93,7 @@ class StudyConfig:
     def strategy_options(self) -> dict[str, Any]:
         """The strategy-specific options, by search.registry's keywords."""
         return {"refine_from": self.refine_from, "from_metric": self.from_metric, "top_k": self.top_k,
-                "points": self.points,
+                "points": self.points, "widen": self.widen or None,
                 "base": self.base_hparams, "factor": self.factor, "pruner": self.pruner}
 
     @property

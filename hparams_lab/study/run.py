@@ -67,8 +67,9 @@ def run_study(
     (refine: the earlier experiment's space). ``strategy`` is "grid", "random",
     "refine", "one-at-a-time", "hyperband", "successive-halving" or "bayes". bayes
     needs optuna; its ``pruner`` "median" stops unpromising trials early. refine takes
-    ``refine_from`` (an experiment name under ``logdir``, or a path), ``top_k`` and
-    ``points``; one-at-a-time ``base_hparams`` (a mapping, "units=64,optimizer=adam" or
+    ``refine_from`` (an experiment name under ``logdir``, or a path), ``top_k``,
+    ``points`` and ``widen`` (True: first widen the domains whose best trials sit at an
+    edge, see core.edges); one-at-a-time ``base_hparams`` (a mapping, "units=64,optimizer=adam" or
     a .json/.toml file) and ``points``; hyperband ``factor``.
 
     ``data`` is a named data set ("digits", "iris", "wine", "breast_cancer", "diabetes",
