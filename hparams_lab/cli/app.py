@@ -170,11 +170,25 @@ def study(**options: object) -> None:
         from hparams_lab.review.output import visible
 
         click.echo(visible("Classes (labels 0..n-1): " + ", ".join(result.classes)))
+    _print_space_notes(result)
     if config.strategy == "one-at-a-time":
         _print_effects(result)
     logdir = result.experiment_dir.parent
     click.echo(f"\nLogs: {result.experiment_dir}")
     click.echo(f"TensorBoard: tensorboard --logdir {shlex.quote(str(logdir))}   (or: python run.py tensorboard)")
+
+
+def _print_space_notes(study) -> None:
+    """Edge warnings and no-effect notes about the space (cli.console.space_notes), one line each."""
+    from hparams_lab.cli.console import space_notes
+    from hparams_lab.core.space import Space
+    from hparams_lab.review.output import visible
+    from hparams_lab.store.experiment import ExperimentRecord
+
+    space = Space.from_dict(ExperimentRecord.read(study.experiment_dir).space)
+    lines = space_notes(study.results, space, study.metric, study.directions, shlex.quote(study.experiment_dir.name))
+    if lines:
+        click.echo("\n" + "\n".join(visible(line) for line in lines))
 
 
 def _print_effects(study) -> None:

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from hparams_lab.core.groups import by_group
-from hparams_lab.core.metrics import monitored, run_metric, std_of
+from hparams_lab.core.metrics import higher_is_better, monitored, run_metric, std_of
+from hparams_lab.core.space import Space
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 from hparams_lab.review.output import Table, human, to_text, visible
 from hparams_lab.search.one_at_a_time import Effect
@@ -138,6 +139,24 @@ def _group_rows(results: Sequence[TrialResult]) -> list[tuple]:
             sum(r.wall_time_s for r in members),
         ))
     return sorted(rows, key=lambda row: row[2] is not TrialStatus.SUCCESS)
+
+
+def space_notes(results: Sequence[TrialResult], space: Space, metric: str,
+                directions: Mapping[str, str] | None = None, experiment: str | None = None) -> list[str]:
+    """What a study's leaderboard is followed by: "warning: ..." where an interval hparam's best
+    trials sit at an edge of its domain, "note: ..." where an hparam shows no effect beyond
+    noise (review.notes words both; core.edges and review.summary decide)."""
+    from hparams_lab.core import edges
+    from hparams_lab.review.notes import edge_line, no_effect_lines
+    from hparams_lab.review.summary import summarize_points
+
+    best = edges.winners(results, metric, directions)
+    command = "--strategy refine" + (f" --from {experiment}" if experiment else "") + " --widen"
+    found = edges.find_edges(edges.interval_domains(space), [r.trial.hparams for r in best])
+    lines = [f"warning: {edge_line(edge, 'trials', command=command)}" for edge in found]
+    summaries = summarize_points([(r.trial.hparams, r.metrics[metric]) for r in best], space.names,
+                                 higher_is_better(metric, directions), noise=True)
+    return lines + [f"note: {line}" for line in no_effect_lines(summaries, metric)]
 
 
 def format_effects(found: Sequence[Effect], base: Mapping[str, Any], metric: str) -> str:
