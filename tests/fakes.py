@@ -40,6 +40,17 @@ def curve(trial: Trial, epoch: int, data: str = "") -> float:
     return quality(trial, data) * (1 - 0.5 ** (epoch + 1))
 
 
+def peaked(name: str, best: float, log: bool = True) -> Callable[[Trial, int], float]:
+    """A learning curve (for ``FakeTrain(accuracy=...)``) whose final accuracy is highest where
+    hparam ``name`` equals ``best`` and falls with the distance from it (in decades with
+    ``log``); no other hparam has any effect."""
+    def accuracy(trial: Trial, epoch: int) -> float:
+        value = trial.hparams[name]
+        distance = abs(math.log10(value / best)) if log else abs(value - best)
+        return (0.9 - 0.1 * distance) * (1 - 0.5 ** (epoch + 1))
+    return accuracy
+
+
 def digest(data: Any) -> str:
     """What a data set (or fold) gives a trial to learn from, in 12 hex digits."""
     h = hashlib.sha256()
