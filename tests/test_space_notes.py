@@ -256,6 +256,28 @@ def test_widen_says_which_edge_is_at_its_limit(tmp_path, runner):
             "widen it (a bound is not widened past 0): widen it by hand if that makes sense") in stderr
 
 
+def test_a_conditional_hparam_is_judged_on_the_trials_where_it_is_active(tmp_path, fake_train):
+    """momentum (0..0.9, only with sgd) is best at 0.9: its edge, in the study and in review, whose
+    experiment.json entry for it carries a condition (when) on optimizer."""
+    space = tmp_path / "conditional.toml"
+    space.write_text(GRID.replace("[hparams.dropout]", "[hparams.momentum]").replace(
+        "max = 0.5\npoints = 3", "max = 0.9\npoints = 3\nwhen = { optimizer = \"sgd\" }").replace(
+        "units = [8, 16]", "units = [8, 16]\noptimizer = [\"adam\", \"sgd\"]"))
+    fake_train.configure(accuracy=lambda trial, epoch: 0.5 + 0.4 * trial.hparams.get("momentum", 0.0))
+    logdir = tmp_path / "logs"
+    outcome = CliRunner().invoke(main, ["--logdir", str(logdir), "--space", str(space), "--strategy", "grid",
+                                        "--epochs", "1", "--experiment", "cond"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "24/24 trials succeeded" in outcome.output  # adam: 2 x 3, sgd: 2 x 3 x 3
+    edge = ("momentum: the 5 best {noun} all sit at the top edge of 0..0.9 (0.9); try {command} (0..1.8)")
+    assert "warning: " + edge.format(noun="trials", command="--strategy refine --from cond --widen") \
+        in outcome.output.splitlines()
+    stderr = review(logdir).stderr.splitlines()
+    assert [line for line in stderr if line.startswith("warning:")] == [
+        "warning: " + edge.format(noun="runs", command="refine --widen")]
+    assert any(line.startswith("note: learning_rate: no effect") for line in stderr)
+
+
 # --- logs of other writers ---
 
 def write_config(root, hparams):

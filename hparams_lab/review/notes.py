@@ -86,7 +86,10 @@ def declared_domains(logs, experiment, rows, intervals):
 
 
 def _domain_of(name, spec):
-    """An experiment.json entry as core.space reads it, if it is an interval; None otherwise or if invalid."""
+    """An experiment.json entry as core.space reads it, if it is an interval; None otherwise or if invalid.
+    Read alone, so a condition (when) on another hparam is left out: only the domain matters here."""
+    if isinstance(spec, dict):
+        spec = {key: value for key, value in spec.items() if key != "when"}
     try:
         domain = Space.from_dict({"hparams": {name: spec}}).hparams[0].domain
     except Exception:  # anything a hand-edited or foreign file holds: no warning about it, never a crash
