@@ -244,7 +244,7 @@ def test_review_filters_pruned_trials(tmp_path, runner):
     run_fake(tmp_path / "exp", trials=12, pruner="median", with_bad=True)
     result = runner.invoke(main, ["review", str(tmp_path), "--status", "pruned", "--format", "json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     assert rows and {row["status"] for row in rows} == {"PRUNED"}
 
 

@@ -194,7 +194,7 @@ def test_a_study_writes_no_inactive_value_anywhere_and_review_leaves_it_empty(ru
     assert header.split()[6:] == ["optimizer", "momentum", "beta_2", "num_layers", "units_2"]  # the space's order
     trials = [json.loads(p.read_text()) for p in (logs / "c").glob("*/trial.json")]
     assert len(trials) == 12 and all(valid(t["hparams"]) for t in trials)
-    rows = json.loads(runner.invoke(main, ["review", str(logs), "--format", "json"]).output)
+    rows = json.loads(runner.invoke(main, ["review", str(logs), "--format", "json"]).stdout)
     assert {r["trial_id"]: r["hparams"] for r in rows} == {t["id"]: t["hparams"] for t in trials}
     text = runner.invoke(main, ["review", str(logs)]).output
     summary = text[text.index("by hparam"):]

@@ -97,7 +97,7 @@ def test_direction_overrides_the_name_rule_everywhere(runner, tmp_path, fake_tra
     assert directions["best_val_accuracy"] == "min" and directions["best_val_loss"] == "min"
     assert found["settings"]["direction"] == "min"
     review = runner.invoke(main, ["review", str(tmp_path / "logs" / "e"), "--format", "json"])
-    shown = [run["metrics"]["best_val_accuracy"] for run in json.loads(review.output)]
+    shown = [run["metrics"]["best_val_accuracy"] for run in json.loads(review.stdout)]
     assert shown == sorted(shown)  # review follows the recorded direction
 
 
