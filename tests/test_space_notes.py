@@ -213,10 +213,33 @@ def test_refine_widen_plans_over_the_widened_range(grid_study):
     assert rates == pytest.approx([0.01 / 10 ** 0.4, 0.01, 0.01 * 10 ** 0.4], rel=1e-3)
     assert math.log10(rates[2] / 0.01) == pytest.approx(math.log10(0.01 / rates[0]), rel=1e-3)
     assert "warning:" not in out  # the refined winners (lr 0.01) sit in the middle of 0.0001..1
+    assert "--widen: learning_rate 0.0001..0.01 -> 0.0001..1 (its winners sit at the top edge)" in out.splitlines()
     # review of both experiments names the one whose winners sit at the edge.
     stderr = review(grid_study.logdir).stderr.splitlines()
     assert [line for line in stderr if line.startswith("warning:")] == [
         "warning: experiment rnd: " + EDGE.format(noun="runs", command="refine --widen")]
+
+
+def test_refine_widen_from_other_writers_logs(tmp_path, fake_train, runner):
+    """--from any HParams logs (here hand-written, no experiment.json) with --space: the same rule."""
+    space = tmp_path / "grid.toml"
+    space.write_text(GRID)
+    index = 0
+    for lr in (0.0001, 0.001, 0.01):
+        for units in (8, 16):
+            for dropout in (0.0, 0.25, 0.5):
+                samples.write_session(tmp_path / "tb" / f"run{index:02d}",
+                                      {"learning_rate": lr, "units": units, "dropout": dropout},
+                                      [("score", 0, 0.9 - 0.1 * abs(math.log10(lr / 0.01)))])
+                index += 1
+    fake_train.configure(accuracy=peaked("learning_rate", 0.01))
+    outcome = runner.invoke(main, ["--logdir", str(tmp_path / "logs"), "--space", str(space), "--strategy", "refine",
+                                   "--from", str(tmp_path / "tb"), "--from-metric", "score", "--widen",
+                                   "--experiment", "wide", "--epochs", "1"])
+    assert outcome.exit_code == 0, outcome.output
+    record = json.loads((tmp_path / "logs" / "wide" / "experiment.json").read_text())
+    assert record["space"]["hparams"]["learning_rate"]["max"] == 1.0
+    assert record["settings"]["widen"]["learning_rate"]["now"] == [0.0001, 1.0]
 
 
 def test_widen_without_an_edge_is_one_error_line_and_writes_nothing(grid_study, runner):
