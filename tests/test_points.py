@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 import review_samples as samples
+
 from hparams_lab.cli.app import main
 from hparams_lab.core.space import Discrete, HParam, RealInterval, Space
 from hparams_lab.search.registry import plan_study

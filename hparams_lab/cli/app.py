@@ -119,6 +119,18 @@ def main() -> None:
               help="Run the trials on the dask cluster whose scheduler is at ADDRESS (tcp://HOST:8786); "
                    "--logdir must be a path every worker reaches. Needs pip install -e '.[dask]'.")
 @click.option("--overwrite", is_flag=True, help="Start an existing --experiment over (its runs are deleted).")
+@click.option("--timeout", default=None, metavar="DURATION",
+              help="No new trial starts after this (90s, 30m, 2h, 1h30m); running ones finish. The same "
+                   "command resumes with a fresh budget.")
+@click.option("--timeout-kill", is_flag=True,
+              help="At --timeout, stop running trials too, at their epoch's end (FAILURE 'timeout', rerun on resume).")
+@click.option("--max-epochs-total", type=int, default=None, metavar="N",
+              help="No new trial starts once this run has trained N epochs in all (hyperband's natural budget).")
+@click.option("--retries", type=int, default=0, show_default=True,
+              help="Try a trial that raised again this many times, each in a fresh attempt directory "
+                   "(not a NaN loss or a mistake of yours: they would fail again).")
+@click.option("--max-failures", type=int, default=None, metavar="M",
+              help="Stop the study after M failed trials in a row, with the last error.")
 @click.option("--from", "refine_from", default=None, metavar="EXPERIMENT",
               help="refine, bayes: earlier trials to start from: an experiment (a name under --logdir, or a "
                    "path) or any TensorBoard HParams logdir (refine then needs --space).")
@@ -164,6 +176,10 @@ def study(**options: object) -> None:
     n_ok = sum(r.status is TrialStatus.SUCCESS for r in ranked)
     n_pruned = sum(r.status is TrialStatus.PRUNED for r in ranked)
     pruned = f", {n_pruned} pruned" if n_pruned else ""
+    if result.stopped is not None:
+        from hparams_lab.review.output import visible
+
+        click.echo("\n" + visible(result.stopped.message))
     click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {result.metric}:")
     click.echo(leaderboard(ranked, result.metric, names=result.hparam_names))
     if result.classes:

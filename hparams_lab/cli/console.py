@@ -110,20 +110,31 @@ def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10,
     names = [n for n in names if n in present] + [
         n for n in dict.fromkeys(name for r in results for name in r.trial.hparams) if n not in names]
     std = std_of(metric)
-    headers = ["rank", "trial", "status", metric + (" ± std" if std else ""), "epochs", "time"] + names
+    tries = [_attempts(row[0]) for row in rows]
+    retried = any(n > 1 for n in tries)  # --retries: how many attempts a trial took
+    headers = ["rank", "trial", "status", metric + (" ± std" if std else ""), "epochs", "time"] + \
+        (["attempts"] if retried else []) + names
     cells = []
     for rank, (result, label, status, epochs, seconds) in enumerate(rows[:top], start=1):
         value = result.metrics.get(metric)
         if std and value is not None:
             value = f"{format_value(value)} ± {format_value(result.metrics.get(std, float('nan')))}"
         cells.append([str(rank) if status is TrialStatus.SUCCESS else "-", label, status, value, epochs,
-                      f"{seconds:.1f}s"] + [result.trial.hparams.get(name) for name in names])
+                      f"{seconds:.1f}s"] + ([tries[rank - 1]] if retried else [])
+                     + [result.trial.hparams.get(name) for name in names])
     # Every column and every cell whole (the study's record of what ran, often piped to a log),
     # and no rule under the headers, as the study has always printed it.
     text = to_text(Table(headers, cells), digits=DIGITS, max_cell=None, rule=False).rstrip("\n")
     if len(rows) > top:
         text += f"\n... and {len(rows) - top} more"
     return text
+
+
+def _attempts(result: TrialResult) -> int:
+    """Which attempt this result came from: 1 for <id>, N for <id>.N."""
+    from hparams_lab.store.rundirs import attempt_number
+
+    return (attempt_number(result.run_dir) or 1) if result.run_dir is not None else 1
 
 
 def _group_rows(results: Sequence[TrialResult]) -> list[tuple]:

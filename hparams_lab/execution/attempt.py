@@ -30,6 +30,8 @@ from hparams_lab.tb.summaries import (
 )
 from hparams_lab.tb.writer import RunWriter
 
+TIMEOUT = "timeout: the study's --timeout ended this attempt; it runs again on resume"
+
 
 def run_trial(trial: Trial, train: TrainFn, run_dir: Path, reporter: Reporter) -> TrialResult:
     """One attempt in a fresh run directory, closed with its real status whatever happens."""
@@ -45,6 +47,7 @@ def run_task(
     start: int = 0,
     stop: int | None = None,
     prune: PruneCheck | None = None,
+    deadline: float | None = None,
 ) -> TrialResult:
     """Trains a whole trial, or (``stop`` given) its epochs ``start``..``stop``.
 
@@ -66,6 +69,7 @@ def run_task(
             started -= before.wall_time_s  # wall time counts every segment
 
         pruned_at: list[int] = []
+        timed_out: list[int] = []
 
         def on_epoch(epoch: int, logs: Mapping[str, float]) -> bool:
             for group, values in m.epoch_scalars(logs).items():
@@ -74,7 +78,9 @@ def run_task(
             reporter.epoch_ended(trial, epoch, logs)
             if prune is not None and prune(epoch, logs):
                 pruned_at.append(epoch)
-            return bool(pruned_at)  # True asks training to stop
+            if deadline is not None and time.time() >= deadline:
+                timed_out.append(epoch)
+            return bool(pruned_at or timed_out)  # True asks training to stop
 
         outcome, error, details = None, None, None
         try:
@@ -94,6 +100,8 @@ def run_task(
                 _finish(writer, run_dir, trial, TrialStatus.FAILURE, {}, start, started, "interrupted", None)
             raise
         history = _joined(before.history if before else {}, outcome.history if outcome is not None else {})
+        if error is None and timed_out:
+            error = TIMEOUT
         if error is None:
             bad = m.first_non_finite(history)
             if bad is not None:

@@ -43,7 +43,13 @@ from typing import Any
 from hparams_lab.core.errors import UserError, one_line
 from hparams_lab.core.trial import TrialResult
 from hparams_lab.execution.local import WorkerJob, run_in_worker, worker_train
-from hparams_lab.execution.loop import INTERRUPTED, WORKER_DIED, WorkerDied, closed_as_failure, recorded
+from hparams_lab.execution.loop import (
+    INTERRUPTED,
+    WORKER_DIED,
+    WorkerDied,
+    closed_as_failure,
+    recorded,
+)
 from hparams_lab.search.base import Task
 from hparams_lab.store.rundirs import attempt_dir, latest_attempt
 

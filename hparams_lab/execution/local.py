@@ -145,4 +145,5 @@ def run_in_worker(job: WorkerJob, task: Task):
 
 
 def _run(task: Task, train: TrainFn, reporter: Reporter) -> TrialResult:
-    return run_task(task.trial, train, task.run_dir, reporter, start=task.start, stop=task.stop, prune=task.prune)
+    return run_task(task.trial, train, task.run_dir, reporter, start=task.start, stop=task.stop, prune=task.prune,
+                    deadline=task.deadline)

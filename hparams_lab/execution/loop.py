@@ -12,15 +12,23 @@ done; only one that kills its solo worker as well is a FAILURE.
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
+import time
+from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from hparams_lab.core.trial import TrialResult
+from hparams_lab.core.trial import TrialResult, TrialStatus
 from hparams_lab.execution.events import Reporter, SilentReporter
 from hparams_lab.search.base import Search, Task
-from hparams_lab.store.rundirs import attempt_dir, close_cut_off, is_closed, read_closed, read_paused
+from hparams_lab.store.rundirs import (
+    attempt_dir,
+    close_cut_off,
+    is_closed,
+    read_closed,
+    read_paused,
+)
 
 WORKER_DIED = "the worker process running this trial died"
 INTERRUPTED = "interrupted: a worker process died while this trial ran; it runs again"
@@ -38,9 +46,47 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Reporter | None = None) -> None:
-    """Runs a search to its end on a backend."""
+@dataclass(frozen=True)
+class Limits:
+    """A study's budgets and retries (--timeout, --max-epochs-total, --retries, --max-failures).
+
+    A budget stops new tasks from starting; the running ones finish (with ``kill``, they
+    stop at their next epoch's end as FAILURE "timeout", and run again on resume).
+    """
+
+    deadline: float | None = None  # time.time() after which no task starts
+    kill: bool = False  # --timeout-kill
+    max_epochs: int | None = None  # epochs trained in all by this run, after which no task starts
+    retries: int = 0  # more attempts for a trial that raised (not NaN, not a user's error)
+    max_failures: int | None = None  # consecutive FAILUREs that stop the study
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Why a study stopped before its search ended."""
+
+    by: str  # "timeout", "max_epochs_total" or "max_failures"
+    message: str
+
+
+# Failures that would fail again: not retried.
+_NOT_RETRIED = (" became nan", " became inf", " became -inf", "UserError", "logged no validation metrics",
+                "interrupted", "timeout:")
+
+
+def retriable(result: TrialResult) -> bool:
+    return result.status is TrialStatus.FAILURE and bool(result.error) and not any(
+        marker in result.error for marker in _NOT_RETRIED)
+
+
+def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Reporter | None = None,
+          limits: Limits | None = None) -> Stopped | None:
+    """Runs a search to its end on a backend, or until a limit stops it (what it returns)."""
     reporter = reporter or SilentReporter()
+    limits = limits or Limits()
+    attempts: Counter[str] = Counter()  # trial id -> attempts made by this run
+    epochs_trained = failures_in_a_row = asked = 0
+    stopped: Stopped | None = None
     running: dict[Future, Task] = {}
     suspects: deque[Task] = deque()  # in flight when a worker died: each runs again alone
     retry: deque[Task] = deque()  # queued when a worker died, never started
@@ -57,13 +103,20 @@ def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Repo
                 solo = True
         elif not (solo and running):
             solo = False
-            while len(running) < backend.slots and (task := retry.popleft() if retry else search.ask()):
+            stopped = stopped or _budget_spent(limits, epochs_trained)
+            while not stopped and len(running) < backend.slots and (
+                    task := retry.popleft() if retry else search.ask()):
+                asked += task.trial.id not in attempts or task.start > 0
                 task = placed(task, experiment_dir)
+                if limits.kill and limits.deadline is not None:
+                    task = dataclasses.replace(task, deadline=limits.deadline)
+                attempts[task.trial.id] += task.start == 0
                 started += 1
                 reporter.trial_started(task.trial, started, search.total)
                 running[backend.submit(task)] = task
         if not running:
-            return
+            # A budget that held nothing back (the search had no more) did not end the study.
+            return stopped if stopped and (stopped.by == "max_failures" or asked < search.total) else None
         done, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in done:
             task = running.pop(future)
@@ -80,10 +133,30 @@ def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Repo
                     continue
                 if result is None:
                     result = closed_as_failure(task, WORKER_DIED)  # it killed a worker of its own
+            epochs_trained += max(result.epochs - task.start, 0)
+            if retriable(result) and attempts[task.trial.id] <= limits.retries and not stopped:
+                reporter.note(f"trial {task.trial.id} failed ({result.error}); trying it again "
+                              f"(attempt {attempts[task.trial.id] + 1} of {limits.retries + 1})")
+                retry.append(dataclasses.replace(task, run_dir=None))  # a fresh attempt directory
+                continue
+            failures_in_a_row = failures_in_a_row + 1 if result.status is TrialStatus.FAILURE else 0
+            if limits.max_failures is not None and failures_in_a_row >= limits.max_failures and not stopped:
+                stopped = Stopped("max_failures", f"stopped after {failures_in_a_row} failed trials in a row "
+                                                  f"(--max-failures); the last: {result.error}")
             search.tell(task, result)
             finished += 1
             # The search may have closed it just now (hyperband's last rung): report that.
             reporter.trial_finished(search.results.get(task.trial.id, result), finished, search.total)
+
+
+def _budget_spent(limits: Limits, epochs_trained: int) -> Stopped | None:
+    if limits.deadline is not None and time.time() >= limits.deadline:
+        return Stopped("timeout", "the --timeout budget ended the study: no new trial started after it; "
+                                  "run the same command again to go on with a fresh budget")
+    if limits.max_epochs is not None and epochs_trained >= limits.max_epochs:
+        return Stopped("max_epochs_total", f"the --max-epochs-total budget ({limits.max_epochs}) ended the study "
+                                           f"after {epochs_trained} epochs; run the same command again to go on")
+    return None
 
 
 def placed(task: Task, experiment_dir: Path) -> Task:

@@ -29,6 +29,7 @@ class Task:
     start: int = 0
     stop: int | None = None  # None: train the trial's full epochs and close its session
     prune: Any = None  # bayes --pruner: a picklable core.contract.PruneCheck the worker asks after each epoch
+    deadline: float | None = None  # --timeout-kill: wall-clock time (time.time()) at which the attempt stops
 
 
 class Search(Protocol):

@@ -64,6 +64,7 @@ class ExperimentRecord:
     versions: dict = field(default_factory=dict)
     command: str = ""
     created: str = ""
+    stopped: dict | None = None  # when a budget (--timeout, ...) ended the last run: by what, when, the message
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import os
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -28,8 +29,21 @@ from hparams_lab.store.experiment import check_experiment_name
 from hparams_lab.store.lock import check_unlocked
 from hparams_lab.study.config import DEFAULT_SPACE, StudyConfig
 from hparams_lab.training import compile as training_compile
-from hparams_lab.training.data import Dataset, check_data_source, check_folds, load_data, needs_keras, sendable
-from hparams_lab.training.models import ModelSpec, check_hparam_values, check_hparams, check_optimizer, model_spec
+from hparams_lab.training.data import (
+    Dataset,
+    check_data_source,
+    check_folds,
+    load_data,
+    needs_keras,
+    sendable,
+)
+from hparams_lab.training.models import (
+    ModelSpec,
+    check_hparam_values,
+    check_hparams,
+    check_optimizer,
+    model_spec,
+)
 from hparams_lab.training.tasks import check_task
 
 
@@ -53,7 +67,13 @@ def prepare(config: StudyConfig) -> Prepared:
     space = None if config.space is None else _resolve_space(config.space)  # None: the strategy's default
     config = _with_training_table(config, space)
     _check_counts(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
-                  max_epochs=config.max_epochs, repeats=config.repeats, cv=config.cv, workers=config.workers)
+                  max_epochs=config.max_epochs, repeats=config.repeats, cv=config.cv, workers=config.workers,
+                  max_epochs_total=config.max_epochs_total, max_failures=config.max_failures)
+    if not isinstance(config.retries, int) or isinstance(config.retries, bool) or config.retries < 0:
+        raise UserError(f"--retries must be a whole number >= 0, got {config.retries!r}")
+    if config.timeout_kill and config.timeout is None:
+        raise UserError("--timeout-kill needs --timeout")
+    timeout_seconds(config.timeout)
     if config.repeats > 1 and config.cv is not None:
         raise UserError("choose --repeats or --cv, not both")
     if config.scheduler is not None and config.workers > 1:
@@ -168,6 +188,27 @@ def _resolve_space(space: Space | str | os.PathLike) -> Space:
     if isinstance(space, Space):
         return space
     return Space.load(space)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def timeout_seconds(value: str | float | None) -> float | None:
+    """--timeout as seconds: a number of seconds, or '90s', '30m', '2h', '1h30m', '1d'."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower().replace(" ", "")
+        parts = _DURATION.findall(text)
+        if not text or "".join(n + u for n, u in parts) != text:
+            raise UserError(f"--timeout {value!r}: write a duration such as 90s, 30m, 2h or 1h30m")
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not seconds > 0 or seconds == float("inf"):
+        raise UserError(f"--timeout must be more than 0 seconds, got {value!r}")
+    return seconds
 
 
 def _check_counts(**counts: int | None) -> None:

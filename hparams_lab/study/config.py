@@ -61,6 +61,12 @@ class StudyConfig:
     experiment: str | None = None  # None: a timestamp and the process id
     overwrite: bool = False
     enqueue: str | os.PathLike | Sequence[Mapping[str, Any]] | None = None  # points of one's own, run first
+    # Budgets and retries: not settings of the experiment (a resume may change them).
+    timeout: str | float | None = None  # "30m", "2h", "90s" or seconds: no new trial starts after it
+    timeout_kill: bool = False  # at the timeout, stop running trials too (FAILURE "timeout", rerun on resume)
+    max_epochs_total: int | None = None  # epochs trained in all, after which no new trial starts
+    retries: int = 0  # more attempts for a trial that raised (not NaN loss, not a user's error)
+    max_failures: int | None = None  # stop after this many FAILUREs in a row
     # Strategy-specific options (search.registry says which strategy takes which).
     refine_from: str | os.PathLike | None = None
     from_metric: str | None = None  # the metric of --from's logs to learn from (default: the study's)

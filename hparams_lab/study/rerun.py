@@ -137,7 +137,11 @@ def _targets(record: ExperimentRecord) -> tuple[str, ...]:
 def run_rerun(plan: RerunPlan, reporter: Reporter | None = None) -> RerunOutcome:
     """Trains the planned trial again through the study's own attempt (execution.attempt) and trainer."""
     from hparams_lab.training.data import load_data
-    from hparams_lab.training.fit import TrainSettings, import_keras, trainer  # Keras loads only here
+    from hparams_lab.training.fit import (  # Keras loads only here
+        TrainSettings,
+        import_keras,
+        trainer,
+    )
 
     reporter = reporter or SilentReporter()
     record, trial, settings = plan.record, plan.recorded.trial, plan.record.settings

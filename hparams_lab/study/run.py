@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import os
 import platform
+import time
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -25,11 +26,11 @@ from hparams_lab.core.space import Space
 from hparams_lab.core.trial import Trial, TrialResult
 from hparams_lab.execution.events import Reporter, SilentReporter
 from hparams_lab.execution.local import InlineBackend, ProcessBackend, WorkerJob
-from hparams_lab.execution.loop import Backend, drive
+from hparams_lab.execution.loop import Backend, Limits, Stopped, drive
 from hparams_lab.search.base import FixedSearch, Search
 from hparams_lab.store import resume, rundirs
 from hparams_lab.store.experiment import ExperimentRecord, refresh_union_config
-from hparams_lab.study.checks import Prepared, check_logged, prepare
+from hparams_lab.study.checks import Prepared, check_logged, prepare, timeout_seconds
 from hparams_lab.study.config import DEFAULT_SPACE, StudyConfig
 from hparams_lab.training.compile import metric_names
 
@@ -44,6 +45,7 @@ class StudyResult:
     directions: dict[str, str] = dataclasses.field(default_factory=dict)  # --direction, if given
     classes: tuple[str, ...] | None = None  # the names of labels 0..n-1, when they were strings
     hparam_names: tuple[str, ...] = ()  # the space's, in its order
+    stopped: Stopped | None = None  # a budget or --max-failures ended it before its plan did
 
     def ranked(self) -> list[TrialResult]:
         return ranked(self.results, self.metric, self.directions)
@@ -99,9 +101,14 @@ def run_study(
         config = space
     else:
         config = StudyConfig.of(space=space, **options)
-    from hparams_lab.training.fit import TrainSettings, import_keras, trainer  # Keras loads only here
+    from hparams_lab.training.fit import (  # Keras loads only here
+        TrainSettings,
+        import_keras,
+        trainer,
+    )
 
     reporter = reporter or SilentReporter()
+    limits = _limits(config)  # --timeout counts from the command's start, imports and checks included
     prepared = prepare(config)
     config = prepared.config  # with the space file's [training] settings
     settings = TrainSettings.from_record(prepared.settings, prepared.metric, loss=config.loss,
@@ -121,9 +128,20 @@ def run_study(
         record = _record(prepared, logged)
         backend = backend or InlineBackend(trainer(data, prepared.model, settings, config.cv, config.seed), reporter)
         with resume.opened(prepared.experiment_dir, record, config.overwrite):
-            results = _run(prepared, backend, reporter)
+            results, stopped = _run(prepared, backend, reporter, limits)
+            if stopped is not None:  # experiment.json says what ended it; a resume clears it
+                dataclasses.replace(record, created=resume.read_record(prepared.experiment_dir).created,
+                                    stopped={"by": stopped.by, "message": stopped.message,
+                                             "at": dt.datetime.now().isoformat(timespec="seconds")},
+                                    ).write(prepared.experiment_dir)
     return StudyResult(prepared.experiment_dir, prepared.metric, results, prepared.directions, data.classes,
-                       prepared.plan.space.names)
+                       prepared.plan.space.names, stopped)
+
+
+def _limits(config: StudyConfig) -> Limits:
+    seconds = timeout_seconds(config.timeout)
+    return Limits(deadline=None if seconds is None else time.time() + seconds, kill=config.timeout_kill,
+                  max_epochs=config.max_epochs_total, retries=config.retries, max_failures=config.max_failures)
 
 
 def _logged(prepared: Prepared, settings: Any) -> list[str]:
@@ -147,15 +165,18 @@ def _logged(prepared: Prepared, settings: Any) -> list[str]:
     raise first_error
 
 
-def _run(prepared: Prepared, backend: Backend, reporter: Reporter) -> list[TrialResult]:
+def _run(prepared: Prepared, backend: Backend, reporter: Reporter,
+         limits: Limits) -> tuple[list[TrialResult], Stopped | None]:
     config, plan, experiment_dir = prepared.config, prepared.plan, prepared.experiment_dir
     if plan.search is None:
-        results = _run_remaining(experiment_dir, _expand(plan.trials, config.repeats, config.cv), backend, reporter)
+        results, stopped = _run_remaining(experiment_dir, _expand(plan.trials, config.repeats, config.cv), backend,
+                                          reporter, limits)
     else:
-        results = _run_search(experiment_dir, plan.search(experiment_dir, backend.slots), backend, reporter)
+        results, stopped = _run_search(experiment_dir, plan.search(experiment_dir, backend.slots), backend,
+                                       reporter, limits)
     if prepared.group_prefix is not None:
         results = _add_group_metrics(results, prepared.group_prefix, config.repeats if config.cv is None else config.cv)
-    return results
+    return results, stopped
 
 
 def _record(prepared: Prepared, logged: list[str]) -> ExperimentRecord:
@@ -209,7 +230,7 @@ def _worker_processes(workers: int, scheduler: str | None, job: WorkerJob) -> It
 
 
 def _run_search(experiment_dir: Path, search: Search, backend: Backend,
-                reporter: Reporter) -> list[TrialResult]:
+                reporter: Reporter, limits: Limits) -> tuple[list[TrialResult], Stopped | None]:
     """An adaptive search: it resumes from what is on disk itself; results in start order."""
     progress = resume.scan(experiment_dir)
     if progress.done or progress.pruned or progress.failed or progress.cut_off:
@@ -220,12 +241,12 @@ def _run_search(experiment_dir: Path, search: Search, backend: Backend,
     for run_dir in progress.cut_off:
         rundirs.close_cut_off(run_dir, None)
     refresh_union_config(experiment_dir.parent)
-    drive(search, backend, experiment_dir, reporter)
-    return list(search.results.values())
+    stopped = drive(search, backend, experiment_dir, reporter, limits)
+    return list(search.results.values()), stopped
 
 
 def _run_remaining(experiment_dir: Path, planned: list[Trial], backend: Backend,
-                   reporter: Reporter) -> list[TrialResult]:
+                   reporter: Reporter, limits: Limits) -> tuple[list[TrialResult], Stopped | None]:
     """Resumes: closes cut-off attempts, refreshes the union config, runs what is not done."""
     progress = resume.scan(experiment_dir)
     if progress.done or progress.failed or progress.cut_off:
@@ -235,8 +256,10 @@ def _run_remaining(experiment_dir: Path, planned: list[Trial], backend: Backend,
         rundirs.close_cut_off(run_dir, by_id.get(rundirs.trial_id_of(run_dir)))
     refresh_union_config(experiment_dir.parent)
     search = FixedSearch([t for t in planned if t.id not in progress.done])
-    drive(search, backend, experiment_dir, reporter)
-    return [progress.done.get(t.id) or search.results[t.id] for t in planned]
+    stopped = drive(search, backend, experiment_dir, reporter, limits)
+    # A budget may leave planned trials unstarted: they have no result yet.
+    results = [progress.done.get(t.id) or search.results.get(t.id) for t in planned]
+    return [r for r in results if r is not None], stopped
 
 
 def _expand(base: list[Trial], repeats: int, cv: int | None) -> list[Trial]:
