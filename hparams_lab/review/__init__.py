@@ -2,3 +2,10 @@
 
 Never imports TensorFlow or anything that trains; everything read from logs is data.
 """
+
+
+def load(logdir, **options):
+    """The runs under ``logdir`` as ``review`` reads and ranks them: ``review.results.load``."""
+    from hparams_lab.review.results import load as load_results
+
+    return load_results(logdir, **options)

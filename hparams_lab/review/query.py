@@ -20,6 +20,7 @@ class Ranking:
 
     key: str
     maximize: bool
+    chosen: str = ""  # how review picked it when none was declared or asked for ("the first validation metric")
 
     def value(self, row):
         series = row.series.get(self.key)
@@ -104,16 +105,36 @@ def resolve_metric(name, metric_keys, option, hparam_names=()):
 
 
 def ranking(logs, sort, maximizes):
-    """--sort METRIC, else the experiment's declared ranking metric, else the first metric.
+    """--sort METRIC, else the experiment's declared ranking metric, else a validation metric
+    (accuracy-like before loss-like), else the first metric.
 
     maximizes: metric key -> whether higher is better (reader.maximizes with the flags).
     None when the sessions logged no scalars at all (then rows stay in run order).
     """
     if not logs.metric_keys and not sort:
         return None
-    key = resolve_metric(sort, logs.metric_keys, "--sort") if sort else \
-        logs.declared_metric or logs.metric_keys[0]
+    if sort:
+        key = resolve_metric(sort, logs.metric_keys, "--sort")
+    elif logs.declared_metric:
+        key = logs.declared_metric
+    else:
+        # Ranking an undeclared logdir by its first tag (train/epoch_accuracy, say) puts an
+        # overfitting trial first: KerasTuner's, Keras callback, tensorboardX, tutorial logs.
+        key = default_metric(logs.metric_keys, maximizes)
+        how = "the first validation metric" if _VALIDATION.search(key) else "the first metric (none is a validation one)"
+        return Ranking(key, maximizes(key), chosen=how)
     return Ranking(key, maximizes(key))
+
+
+_VALIDATION = re.compile(r"(^|[/_.\-])(val|validation|eval|evaluation)([/_.\-]|$)", re.I)
+
+
+def default_metric(metric_keys, maximizes):
+    """The first validation metric where higher is better, else the first validation metric,
+    else the first metric."""
+    validation = [key for key in metric_keys if _VALIDATION.search(key)]
+    better_up = [key for key in validation if maximizes(key)]
+    return (better_up or validation or list(metric_keys))[0]
 
 
 def select(logs, where=(), statuses=(), ranking_=None):

@@ -46,7 +46,11 @@ def leaderboard_table(rows, logs, ranking, maximizes, complete):
         if ranking.key in epoch_keys:
             columns.append((f"{ranking.key} best@step", _best_at(ranking.key, ranking.maximize)))
         columns += hparams + [(key, _last(key)) for key in logs.metric_keys if key != ranking.key]
-    return Table([name for name, _ in columns], [[cell(row) for _, cell in columns] for row in rows])
+    title = ""
+    if ranking is not None and ranking.chosen and not complete:
+        title = (f"ranked by {ranking.key} ({'higher' if ranking.maximize else 'lower'} is better): "
+                 f"no ranking metric declared, so {ranking.chosen}; --sort picks another")
+    return Table([name for name, _ in columns], [[cell(row) for _, cell in columns] for row in rows], title=title)
 
 
 def _hparam(name):
