@@ -172,9 +172,13 @@ def test_a_train_function_calling_sys_exit_fails_only_its_trial(tmp_path):
     assert (results[0].run_dir / "trial.json").exists()
 
 
-def test_a_full_disk_stops_the_study_with_one_line_and_the_same_command_resumes(runner, tmp_path, fake_train,
-                                                                                  monkeypatch):
-    import errno as errors
+@pytest.mark.parametrize("code, strerror, remedy", [
+    ("ENOSPC", "No space left on device", "make room"),  # a full disk (EDQUOT, EROFS alike)
+    ("EACCES", "Permission denied", "make it writable"),  # e.g. an NFS export turned read-only for us
+])
+def test_a_write_the_os_refuses_stops_the_study_with_one_line_and_the_same_command_resumes(
+        runner, tmp_path, fake_train, monkeypatch, code, strerror, remedy):
+    import errno
 
     from hparams_lab.cli.app import main
     from hparams_lab.tb import writer
@@ -182,17 +186,17 @@ def test_a_full_disk_stops_the_study_with_one_line_and_the_same_command_resumes(
     args = ["--logdir", str(tmp_path), "--experiment", "e", "--trials", "3", "--epochs", "2"]
     real_write, calls = writer.RunWriter.write, []
 
-    def full_after_a_while(self, *args, **kwargs):
+    def refused_after_a_while(self, *args, **kwargs):
         calls.append(1)
         if len(calls) > 6:
-            raise OSError(errors.ENOSPC, "No space left on device", str(self.run_dir))
+            raise OSError(getattr(errno, code), strerror, str(self.run_dir))
         return real_write(self, *args, **kwargs)
 
-    monkeypatch.setattr(writer.RunWriter, "write", full_after_a_while)
+    monkeypatch.setattr(writer.RunWriter, "write", refused_after_a_while)
     result = runner.invoke(main, args)
     assert result.exit_code == 2
     last = result.output.strip().splitlines()[-1]
-    assert last.startswith("Error: No space left on device writing ") and "run the same command again" in last
+    assert last.startswith(f"Error: {strerror} writing ") and f"{remedy} and run the same command again" in last
     monkeypatch.setattr(writer.RunWriter, "write", real_write)
     again = runner.invoke(main, args)
     assert again.exit_code == 0, again.output

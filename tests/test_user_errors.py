@@ -74,29 +74,3 @@ def test_an_existing_experiment_directory_that_is_not_writable_is_refused_before
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"Error: experiment directory {str(experiment)!r} is not writable"]
     assert list(experiment.iterdir()) == []
-
-
-def test_a_write_refused_by_the_os_is_one_line_and_the_same_command_resumes(runner, tmp_path, fake_train,
-                                                                            monkeypatch):
-    import errno
-
-    from hparams_lab.tb import writer
-
-    args = ["--logdir", str(tmp_path), "--experiment", "e", "--trials", "3", "--epochs", "2"]
-    real_write, calls = writer.RunWriter.write, []
-
-    def refused_after_a_while(self, *args, **kwargs):  # e.g. an NFS export turned read-only for us
-        calls.append(1)
-        if len(calls) > 6:
-            raise PermissionError(errno.EACCES, "Permission denied", str(self.run_dir))
-        return real_write(self, *args, **kwargs)
-
-    monkeypatch.setattr(writer.RunWriter, "write", refused_after_a_while)
-    result = runner.invoke(main, args)
-    assert result.exit_code == 2
-    last = result.output.strip().splitlines()[-1]
-    assert last.startswith("Error: Permission denied writing ") and "make it writable and run the same" in last
-    monkeypatch.setattr(writer.RunWriter, "write", real_write)
-    again = runner.invoke(main, args)
-    assert again.exit_code == 0, again.output
-    assert "3/3 trials succeeded" in again.output

@@ -13,13 +13,13 @@ import json
 import math
 import operator
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
 from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 from hparams_lab.core.errors import UserError
+from hparams_lab.core.files import read_json_or_toml
 
 _MAX_SIG_DIGITS = 4  # sampled reals are rounded so tables and ids stay readable
 
@@ -577,17 +577,7 @@ class Space:
         path = Path(path)
         if path.suffix.lower() not in (".toml", ".json"):
             raise SpaceError(f"space file {str(path)!r}: use a .toml or .json file")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise SpaceError(f"space file {str(path)!r} cannot be read: {err.strerror}") from None
-        except UnicodeDecodeError as err:
-            raise SpaceError(f"space file {str(path)!r} is not UTF-8 text (byte {err.start}: "
-                             f"{err.object[err.start:err.start + 1]!r})") from None
-        try:
-            data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-            raise SpaceError(f"space file {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from None
+        data = read_json_or_toml(path, "space file", SpaceError)
         return cls.from_dict(data, source=str(path))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hparams_lab.core.errors import UserError
+from hparams_lab.core.files import read_json_or_toml
 from hparams_lab.core.space import (
     Discrete,
     Domain,
@@ -109,15 +109,7 @@ def _parse_value(raw: str) -> Any:
 
 
 def _read_base_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except OSError as err:
-        raise UserError(f"--base file {str(path)!r} cannot be read: {err.strerror}") from None
-    except UnicodeDecodeError as err:
-        raise UserError(f"--base file {str(path)!r} is not UTF-8 text (byte {err.start})") from None
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        raise UserError(f"--base file {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from None
+    data = read_json_or_toml(path, "--base file")
     if not isinstance(data, dict):
         raise UserError(f"--base file {str(path)!r} must hold name = value pairs, got {type(data).__name__}")
     return data

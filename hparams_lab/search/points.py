@@ -9,12 +9,11 @@ it lacks, a value outside a domain or a value for an inactive hparam is one erro
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hparams_lab.core.errors import UserError
+from hparams_lab.core.files import read_json_or_toml
 from hparams_lab.core.space import Space, SpaceError
 from hparams_lab.core.trial import Trial
 
@@ -32,15 +31,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     where = f"--enqueue file {str(path)!r}"
     if path.suffix.lower() not in (".json", ".toml"):
         raise UserError(f"{where}: use a .json or .toml file")
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except OSError as err:
-        raise UserError(f"{where} cannot be read: {err.strerror}") from None
-    except UnicodeDecodeError as err:
-        raise UserError(f"{where} is not UTF-8 text (byte {err.start})") from None
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        raise UserError(f"{where} is not valid {path.suffix[1:].upper()}: {err}") from None
+    data = read_json_or_toml(path, "--enqueue file")
     points = data.get("trial") if isinstance(data, dict) else data
     if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
         form = "a list of objects" if path.suffix.lower() == ".json" else "[[trial]] tables of name = value"
