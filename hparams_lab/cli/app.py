@@ -118,6 +118,11 @@ def main() -> None:
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run the trials on the dask cluster whose scheduler is at ADDRESS (tcp://HOST:8786); "
                    "--logdir must be a path every worker reaches. Needs pip install -e '.[dask]'.")
+@click.option("--gpus", default=None, metavar="all|none|0,1,3",
+              help="GPUs the trials train on, one worker each [default: all there are; none without GPUs].")
+@click.option("--per-gpu", type=int, default=1, show_default=True, metavar="K",
+              help="Trials sharing each GPU at once, each capped at about 1/K of its memory.")
+@click.option("--mixed-precision", is_flag=True, help="Keras' mixed_float16 policy on the GPUs (recorded).")
 @click.option("--overwrite", is_flag=True, help="Start an existing --experiment over (its runs are deleted).")
 @click.option("--timeout", default=None, metavar="DURATION",
               help="No new trial starts after this (90s, 30m, 2h, 1h30m); running ones finish. The same "

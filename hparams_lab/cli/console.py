@@ -112,8 +112,9 @@ def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10,
     std = std_of(metric)
     tries = [_attempts(row[0]) for row in rows]
     retried = any(n > 1 for n in tries)  # --retries: how many attempts a trial took
+    on_devices = any(row[0].device for row in rows)  # --gpus: which device each trial ran on
     headers = ["rank", "trial", "status", metric + (" ± std" if std else ""), "epochs", "time"] + \
-        (["attempts"] if retried else []) + names
+        (["attempts"] if retried else []) + (["device"] if on_devices else []) + names
     cells = []
     for rank, (result, label, status, epochs, seconds) in enumerate(rows[:top], start=1):
         value = result.metrics.get(metric)
@@ -121,7 +122,7 @@ def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10,
             value = f"{format_value(value)} ± {format_value(result.metrics.get(std, float('nan')))}"
         cells.append([str(rank) if status is TrialStatus.SUCCESS else "-", label, status, value, epochs,
                       f"{seconds:.1f}s"] + ([tries[rank - 1]] if retried else [])
-                     + [result.trial.hparams.get(name) for name in names])
+                     + ([result.device] if on_devices else []) + [result.trial.hparams.get(name) for name in names])
     # Every column and every cell whole (the study's record of what ran, often piped to a log),
     # and no rule under the headers, as the study has always printed it.
     text = to_text(Table(headers, cells), digits=DIGITS, max_cell=None, rule=False).rstrip("\n")

@@ -79,6 +79,7 @@ class TrialResult:
     wall_time_s: float = 0.0
     error: str | None = None
     run_dir: Path | None = field(default=None, compare=False)  # where it ran; not part of the record
+    device: str | None = None  # "GPU 0", "CPU", when the study put its workers on devices (--gpus)
 
     def to_json(self) -> dict:
         return {
@@ -94,6 +95,7 @@ class TrialResult:
             "epochs": self.epochs,
             "wall_time_s": round(self.wall_time_s, 3),
             "error": self.error,
+            **({"device": self.device} if self.device is not None else {}),
         }
 
     @classmethod
@@ -108,4 +110,5 @@ class TrialResult:
             data.get("epochs", 0),
             data.get("wall_time_s", 0.0),
             data.get("error"),
+            device=data.get("device") if isinstance(data.get("device"), str) else None,
         )

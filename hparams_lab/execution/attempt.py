@@ -21,6 +21,7 @@ from hparams_lab.core import metrics as m
 from hparams_lab.core.contract import PruneCheck, TrainFn
 from hparams_lab.core.errors import one_line
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
+from hparams_lab.execution.devices import WHOLE_DEVICE, is_out_of_memory
 from hparams_lab.execution.events import Reporter
 from hparams_lab.store.rundirs import CHECKPOINT, close, pause, read_paused
 from hparams_lab.tb.summaries import (
@@ -48,6 +49,8 @@ def run_task(
     stop: int | None = None,
     prune: PruneCheck | None = None,
     deadline: float | None = None,
+    device: str | None = None,
+    alone: bool = False,
 ) -> TrialResult:
     """Trains a whole trial, or (``stop`` given) its epochs ``start``..``stop``.
 
@@ -102,6 +105,8 @@ def run_task(
         history = _joined(before.history if before else {}, outcome.history if outcome is not None else {})
         if error is None and timed_out:
             error = TIMEOUT
+        if alone and is_out_of_memory(error):
+            error = f"{WHOLE_DEVICE}: {error}"
         if error is None:
             bad = m.first_non_finite(history)
             if bad is not None:
@@ -115,15 +120,15 @@ def run_task(
         summary = m.summarize(history, outcome.test) if status is not TrialStatus.FAILURE else {}
         epochs = start + (outcome.epochs if outcome is not None else 0)
         if stop is not None and status is TrialStatus.SUCCESS:
-            return _pause(writer, run_dir, trial, summary, epochs, started, history)
-        return _finish(writer, run_dir, trial, status, summary, epochs, started, error, details)
+            return _pause(writer, run_dir, trial, summary, epochs, started, history, device)
+        return _finish(writer, run_dir, trial, status, summary, epochs, started, error, details, device)
 
 
 def _pause(writer: RunWriter, run_dir: Path, trial: Trial, summary: dict[str, float], epochs: int,
-           started: float, history: dict[str, list[float]]) -> TrialResult:
+           started: float, history: dict[str, list[float]], device: str | None = None) -> TrialResult:
     writer.write(scalars_summary(summary), step=max(epochs - 1, 0))
     writer.flush()
-    result = TrialResult(trial, TrialStatus.RUNNING, summary, epochs, time.time() - started, None, run_dir)
+    result = TrialResult(trial, TrialStatus.RUNNING, summary, epochs, time.time() - started, None, run_dir, device)
     return pause(run_dir, result, history)
 
 
@@ -141,8 +146,9 @@ def _finish(
     started: float,
     error: str | None,
     details: str | None,
+    device: str | None = None,
 ) -> TrialResult:
     if summary:
         writer.write(scalars_summary(summary), step=max(epochs - 1, 0))
-    result = TrialResult(trial, status, summary, epochs, time.time() - started, error, run_dir)
+    result = TrialResult(trial, status, summary, epochs, time.time() - started, error, run_dir, device)
     return close(run_dir, result, writer=writer, details=details)

@@ -70,13 +70,14 @@ class WorkerSetupError(UserError):
 class DaskBackend:
     """Tasks on the dask cluster whose scheduler is at ``address``."""
 
-    def __init__(self, client: Any, job: WorkerJob):
+    def __init__(self, client: Any, job: WorkerJob, gpu: bool = False):
         self._client, self.job = client, job
+        self._resources = {"GPU": 1} if gpu else None  # --gpus: one trial per GPU worker (README)
         self._slots, self._counted = 1, -float("inf")
         self._pending: set[Any] = set()  # dask futures in flight: a dropped one is cancelled
 
     @classmethod
-    def connect(cls, address: str, job: WorkerJob) -> "DaskBackend":
+    def connect(cls, address: str, job: WorkerJob, gpu: bool = False) -> "DaskBackend":
         """Connects, or raises UserError (no ``distributed``, no scheduler there, no workers)."""
         try:
             import distributed
@@ -87,7 +88,7 @@ class DaskBackend:
             client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, ValueError) as err:
             raise UserError(f"--scheduler {address!r}: cannot connect to a dask scheduler there ({err})") from None
-        backend = cls(client, _portable(job))
+        backend = cls(client, _portable(job), gpu)
         if backend._workers() == 0:
             client.close()
             raise UserError(f"--scheduler {address!r}: the scheduler has no workers; start some with "
@@ -107,6 +108,7 @@ class DaskBackend:
     def submit(self, task: Task) -> Future:
         task = dataclasses.replace(task, run_dir=Path(os.path.abspath(task.run_dir)))
         inner = self._client.submit(pickle.loads, pickle.dumps(_OnWorker(self.job, task)), pure=False,
+                                    resources=self._resources,
                                     key=f"trial-{task.trial.id}-{uuid.uuid4().hex[:8]}")
         self._pending.add(inner)
         outer: Future = Future()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hparams_lab.core.trial import TrialResult, TrialStatus
+from hparams_lab.execution.devices import is_out_of_memory
 from hparams_lab.execution.events import Reporter, SilentReporter
 from hparams_lab.search.base import Search, Task
 from hparams_lab.store.rundirs import (
@@ -42,6 +43,7 @@ class Backend(Protocol):
     slots: int  # tasks at once
 
     def submit(self, task: Task) -> Future: ...
+    # Backends with workers on GPUs (on_gpus) also have submit_alone(task): a whole GPU, no other trial.
     def restart(self) -> None: ...  # after a worker died: a fresh set of workers
     def close(self) -> None: ...
 
@@ -71,7 +73,7 @@ class Stopped:
 
 # Failures that would fail again: not retried.
 _NOT_RETRIED = (" became nan", " became inf", " became -inf", "UserError", "logged no validation metrics",
-                "interrupted", "timeout:")
+                "interrupted", "timeout:", "out of GPU memory")
 
 
 def retriable(result: TrialResult) -> bool:
@@ -90,6 +92,7 @@ def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Repo
     running: dict[Future, Task] = {}
     suspects: deque[Task] = deque()  # in flight when a worker died: each runs again alone
     retry: deque[Task] = deque()  # queued when a worker died, never started
+    out_of_memory: deque[Task] = deque()  # ran out of GPU memory beside others: each runs again alone
     solo = broken = False
     started = finished = 0
     while True:
@@ -101,6 +104,13 @@ def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Repo
                 task = suspects.popleft()
                 running[backend.submit(task)] = task
                 solo = True
+        elif out_of_memory and not running:
+            # On a whole GPU, no other trial beside it (execution.devices): K = 1 for it.
+            task = placed(dataclasses.replace(out_of_memory.popleft(), run_dir=None, alone=True), experiment_dir)
+            reporter.note(f"trial {task.trial.id} ran out of GPU memory beside other trials; "
+                          "running it again alone on a whole GPU")
+            running[backend.submit_alone(task)] = task
+            solo = True
         elif not (solo and running):
             solo = False
             stopped = stopped or _budget_spent(limits, epochs_trained)
@@ -134,6 +144,10 @@ def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Repo
                 if result is None:
                     result = closed_as_failure(task, WORKER_DIED)  # it killed a worker of its own
             epochs_trained += max(result.epochs - task.start, 0)
+            if (result.status is TrialStatus.FAILURE and is_out_of_memory(result.error) and not task.alone
+                    and getattr(backend, "on_gpus", False)):
+                out_of_memory.append(task)  # not told yet: its retry alone decides
+                continue
             if retriable(result) and attempts[task.trial.id] <= limits.retries and not stopped:
                 reporter.note(f"trial {task.trial.id} failed ({result.error}); trying it again "
                               f"(attempt {attempts[task.trial.id] + 1} of {limits.retries + 1})")

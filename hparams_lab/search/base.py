@@ -30,6 +30,7 @@ class Task:
     stop: int | None = None  # None: train the trial's full epochs and close its session
     prune: Any = None  # bayes --pruner: a picklable core.contract.PruneCheck the worker asks after each epoch
     deadline: float | None = None  # --timeout-kill: wall-clock time (time.time()) at which the attempt stops
+    alone: bool = False  # a retry after running out of GPU memory: on a whole device, no other trial beside
 
 
 class Search(Protocol):

@@ -60,6 +60,7 @@ class Prepared:
     group_prefix: str | None  # "" with --repeats, "cv_" with --cv, None otherwise
     experiment_dir: Path
     settings: dict[str, Any]  # experiment.json's settings: training and the strategy's options
+    devices: list = dataclasses.field(default_factory=list)  # each local worker's GPU (execution.devices.Slot); [] on CPUs
 
 
 def prepare(config: StudyConfig) -> Prepared:
@@ -74,6 +75,7 @@ def prepare(config: StudyConfig) -> Prepared:
     if config.timeout_kill and config.timeout is None:
         raise UserError("--timeout-kill needs --timeout")
     timeout_seconds(config.timeout)
+    devices = _devices(config)
     if config.repeats > 1 and config.cv is not None:
         raise UserError("choose --repeats or --cv, not both")
     if config.scheduler is not None and config.workers > 1:
@@ -113,7 +115,9 @@ def prepare(config: StudyConfig) -> Prepared:
     settings = {"epochs": config.epochs, "batch_size": config.batch_size, "patience": config.patience,
                 "max_epochs": config.max_epochs, "repeats": config.repeats, "cv": config.cv,
                 **_training_settings(config, data), **plan.settings}
-    return Prepared(config, data, plan, spec, metric, directions, group_prefix, experiment_dir, settings)
+    if config.mixed_precision:
+        settings["mixed_precision"] = True
+    return Prepared(config, data, plan, spec, metric, directions, group_prefix, experiment_dir, settings, devices)
 
 
 def check_logged(prepared: Prepared, logged: list[str]) -> None:
@@ -188,6 +192,20 @@ def _resolve_space(space: Space | str | os.PathLike) -> Space:
     if isinstance(space, Space):
         return space
     return Space.load(space)
+
+
+def _devices(config: StudyConfig) -> list:
+    """The workers' GPUs: [] (the CPU, as without GPUs) unless this machine has some and
+    --gpus does not say none. With --scheduler the dask workers have their own (README)."""
+    from hparams_lab.execution.devices import choose_gpus, plan_slots, visible_gpus
+
+    if not isinstance(config.per_gpu, int) or isinstance(config.per_gpu, bool) or config.per_gpu < 1:
+        raise UserError(f"--per-gpu must be a whole number >= 1, got {config.per_gpu!r}")
+    if config.scheduler is not None:
+        return []
+    none = config.gpus is not None and config.gpus.strip().lower() == "none"
+    gpus = choose_gpus(config.gpus, [] if none else visible_gpus())
+    return plan_slots(gpus, config.per_gpu, config.workers) if gpus else []
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -56,6 +56,9 @@ class StudyConfig:
     cv: int | None = None
     workers: int = 1
     scheduler: str | None = None
+    gpus: str | None = None  # "all" (None: all there are), "none", or indices "0,1,3" (execution.devices)
+    per_gpu: int = 1  # trials sharing each GPU, each capped at about 1/K of its memory
+    mixed_precision: bool = False  # Keras' mixed_float16 policy on GPUs
     metric: str | None = None  # None: the default for the grouping (repeats, cv)
     logdir: str | os.PathLike = "logs"
     experiment: str | None = None  # None: a timestamp and the process id

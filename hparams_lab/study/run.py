@@ -116,13 +116,19 @@ def run_study(
                                          fit=config.fit)
     data = prepared.data
     reporter.study_started(prepared.metric)
+    if config.mixed_precision and not prepared.devices and config.scheduler is None:
+        reporter.note("no GPU here: --mixed-precision is ignored, trials train in float32")
     for note in prepared.plan.notes:
         reporter.note(note)
     # The cheap checks are done. Workers start now, importing TensorFlow and loading the
     # data themselves, while this process finds what the model logs (and can still fail).
     job = WorkerJob(config.data, config.seed, config.model, settings, config.cv, data.task, config.targets)
-    with _worker_processes(config.workers, config.scheduler, job) as backend:
+    with _worker_processes(config, job, prepared.devices) as backend:
         import_keras()
+        if prepared.devices:
+            from hparams_lab.training.devices import configure_gpu
+
+            configure_gpu()  # this process only probes the model: memory growth, not the whole GPU
         logged = _logged(prepared, settings)
         check_logged(prepared, logged)
         record = _record(prepared, logged)
@@ -211,18 +217,22 @@ def _declared(has_test: bool, group_prefix: str | None, logged: list[str],
 
 
 @contextlib.contextmanager
-def _worker_processes(workers: int, scheduler: str | None, job: WorkerJob) -> Iterator[Backend | None]:
-    """``workers`` > 1: a process pool, started at once; ``scheduler``: a dask cluster,
-    connected to now (dask loads only then). Shut down or disconnected at the end."""
-    if scheduler is not None:
+def _worker_processes(config: StudyConfig, job: WorkerJob, devices: list) -> Iterator[Backend | None]:
+    """``workers`` > 1 or GPUs: a process pool, started at once (one worker per device slot);
+    ``scheduler``: a dask cluster, connected to now (dask loads only then). Shut down or
+    disconnected at the end."""
+    from hparams_lab.training.devices import MIXED_ENV
+
+    if config.scheduler is not None:
         from hparams_lab.execution.dask_cluster import DaskBackend
 
-        backend = DaskBackend.connect(scheduler, job)
-    elif workers == 1:
+        backend = DaskBackend.connect(config.scheduler, job, gpu=config.gpus not in (None, "none"))
+    elif config.workers == 1 and not devices:
         yield None
         return
     else:
-        backend = ProcessBackend(job, workers)
+        env = {MIXED_ENV: "1"} if config.mixed_precision else {}
+        backend = ProcessBackend(job, config.workers, devices or None, env)
     try:
         yield backend
     finally:
