@@ -153,3 +153,14 @@ def test_the_leaderboard_names_each_trials_device():
                            device="GPU 1")]
     header, row = leaderboard(results, "best_val_accuracy").splitlines()[:2]
     assert header.split()[6] == "device" and "GPU 1" in row
+
+
+@pytest.mark.slow
+def test_tensorflows_own_out_of_memory_error_is_recognised():
+    """The error text a trial records (core.errors.one_line) of TensorFlow's real exception."""
+    tf = pytest.importorskip("tensorflow")
+    from hparams_lab.core.errors import one_line
+
+    error = tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[65536,65536]")
+    assert devices.is_out_of_memory(one_line(error))
+    assert not devices.is_out_of_memory(one_line(ValueError("shapes (3,) and (4,) not aligned")))
