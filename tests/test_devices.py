@@ -97,8 +97,8 @@ class GpuBackend:
         self.train, self.alone = train, []
 
     def submit(self, task) -> Future:
-        from hparams_lab.execution.local import _run
         from hparams_lab.execution.events import SilentReporter
+        from hparams_lab.execution.local import _run
 
         future = Future()
         future.set_result(_run(task, self.train, SilentReporter(), device="GPU 0"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from hparams_lab.core.errors import UserError
 from hparams_lab.training.devices import MEMORY_ENV, MIXED_ENV  # noqa: F401 (MIXED_ENV: for the study)
+
 _SHARE = 0.9  # of a device's memory shared out between its K trials: the rest is CUDA's own
 
 
