@@ -144,11 +144,12 @@ def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Repo
                 if result is None:
                     result = closed_as_failure(task, WORKER_DIED)  # it killed a worker of its own
             epochs_trained += max(result.epochs - task.start, 0)
+            # A continued segment (start > 0) is closed with its failure: nothing to go on from.
             if (result.status is TrialStatus.FAILURE and is_out_of_memory(result.error) and not task.alone
-                    and getattr(backend, "on_gpus", False)):
+                    and task.start == 0 and getattr(backend, "on_gpus", False)):
                 out_of_memory.append(task)  # not told yet: its retry alone decides
                 continue
-            if retriable(result) and attempts[task.trial.id] <= limits.retries and not stopped:
+            if retriable(result) and task.start == 0 and attempts[task.trial.id] <= limits.retries and not stopped:
                 reporter.note(f"trial {task.trial.id} failed ({result.error}); trying it again "
                               f"(attempt {attempts[task.trial.id] + 1} of {limits.retries + 1})")
                 retry.append(dataclasses.replace(task, run_dir=None))  # a fresh attempt directory
