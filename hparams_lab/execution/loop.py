@@ -116,12 +116,13 @@ def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Repo
             stopped = stopped or _budget_spent(limits, epochs_trained)
             while not stopped and len(running) < backend.slots and (
                     task := retry.popleft() if retry else search.ask()):
-                asked += task.trial.id not in attempts or task.start > 0
+                fresh = task.trial.id not in attempts or task.start > 0  # not a retry of one started
+                asked += fresh
+                started += fresh
                 task = placed(task, experiment_dir)
                 if limits.kill and limits.deadline is not None:
                     task = dataclasses.replace(task, deadline=limits.deadline)
                 attempts[task.trial.id] += task.start == 0
-                started += 1
                 reporter.trial_started(task.trial, started, search.total)
                 running[backend.submit(task)] = task
         if not running:
