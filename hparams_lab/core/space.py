@@ -389,10 +389,6 @@ class Space:
         """The hparams some condition depends on."""
         return frozenset(self._parents)
 
-    def classes(self, hparam: HParam) -> list[tuple[Any, int]]:
-        """A parent's values grouped by which conditions on it they meet: (one of them, how many)."""
-        return self._classes(hparam)
-
     def conditions(self, name: str) -> tuple["Condition", ...]:
         return self._conditions[name]
 
@@ -492,7 +488,7 @@ class Space:
         if not self.conditional:
             return math.prod(axis_size(h) for h in self.hparams)
         total = 0
-        for active, weight in self._patterns(lambda h: self._classes(h, grid=grid)):
+        for active, weight in self._patterns(lambda h: self.classes(h, grid=grid)):
             total += weight * math.prod(axis_size(h) for h in self.hparams
                                         if h.name in active and h.name not in self._parents)
         return total
@@ -500,7 +496,7 @@ class Space:
     def grid_size(self) -> float:
         return self.size(lambda h: len(h.domain.grid_values()))
 
-    def _classes(self, hparam: HParam, grid: bool = False) -> list[tuple[Any, int]]:
+    def classes(self, hparam: HParam, grid: bool = False) -> list[tuple[Any, int]]:
         """A parent's values grouped by which conditions on it they meet: (one of them, how many)."""
         values = hparam.domain.grid_values() if grid else hparam.domain.all_values()
         on_it = [c for cs in self._conditions.values() for c in cs if c.on == hparam.name]
@@ -536,7 +532,7 @@ class Space:
                     raise SpaceError(f"hparam {hparam.name!r} is used in a condition, so it needs at most "
                                      f"{MAX_CONDITION_VALUES:,} values (a list, an int range or a step); "
                                      f"it has {what}")
-        ever = set().union(*(active for active, _ in self._patterns(self._classes)))
+        ever = set().union(*(active for active, _ in self._patterns(self.classes)))
         for hparam in self.hparams:
             if hparam.name not in ever:
                 written = ", ".join(c.describe() for c in self._conditions[hparam.name])
