@@ -14,7 +14,7 @@ FORMATS = ("table", "csv", "json", "markdown")
 STATUS_CHOICES = tuple(status.lower() for status in TrialStatus)  # pruned: bayes --pruner
 
 
-@click.command("review", cls=Command)
+@click.command("review", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("logdirs", nargs=-1, required=True, metavar="LOGDIR [LOGDIR_B]",
                 type=click.Path(exists=True, file_okay=False))
 @click.option("--sort", "sort_by", metavar="METRIC",
