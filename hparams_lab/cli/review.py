@@ -36,7 +36,11 @@ STATUS_CHOICES = tuple(status.lower() for status in TrialStatus)  # pruned: baye
               help="After a table or markdown leaderboard: the ranking metric per hparam value, and importance.")
 @click.option("--report", type=click.Path(dir_okay=False), metavar="FILE.html",
               help="Also write a self-contained HTML report (needs the 'report' extra: plotly).")
-def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, output, summary, report):
+@click.option("--no-cache", is_flag=True,
+              help="Read every event file afresh, without review's cache of what each one holds "
+                   "(~/.cache/hparams_lab/review; HPARAMS_LAB_REVIEW_CACHE=off does the same).")
+def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, output, summary, report,
+           no_cache):
     """Leaderboard of the TensorBoard HParams runs under LOGDIR, or LOGDIR vs LOGDIR_B side by side.
 
     Reads any HParams logs (tf.summary, Keras, tensorboardX, PyTorch) without TensorFlow.
@@ -48,7 +52,7 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
     for flag, path in (("--output", output), ("--report", report)):
         _check_writable(flag, path)
     text = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
-                width=None if output else _terminal_width())
+                width=None if output else _terminal_width(), cache=not no_cache)
     if output:
         try:
             with open(output, "w", encoding="utf-8", newline="") as file:
@@ -62,7 +66,8 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
         click.echo(text, nl=False)
 
 
-def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report, width):
+def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report, width,
+         cache=False):
     from functools import partial
 
     from hparams_lab.review import query, reader
@@ -70,7 +75,7 @@ def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_form
 
     sides = []
     for logdir in logdirs:
-        logs = reader.load(logdir)
+        logs = reader.load(logdir, cache=cache)
         for warning in logs.warnings:
             click.echo(f"warning: {visible(warning)}", err=True)
         sides.append((logdir, logs))
