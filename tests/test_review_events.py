@@ -110,7 +110,7 @@ def write_files(root, files):
 
 
 def as_data(summary):
-    return ({tag: stats.as_list() for tag, stats in summary.series.items()}, list(summary.series), summary.hparams,
+    return ({tag: list(stats) for tag, stats in summary.series.items()}, list(summary.series), summary.hparams,
             summary.status, summary.experiment and (summary.experiment.hparam_names, summary.experiment.metrics),
             summary.undecodable)
 
@@ -179,9 +179,9 @@ def run_series(points_per_file):
         for point in points[1:]:
             stats.add(*point)
         if merged is None:
-            merged = Series.start(stats)
+            merged = Series.start(stats.as_tuple())
         else:
-            merged.merge(stats)
+            merged.merge(stats.as_tuple())
     return one, merged
 
 

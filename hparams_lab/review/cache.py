@@ -23,7 +23,7 @@ import stat
 import time
 
 from hparams_lab.core.trial import TrialStatus
-from hparams_lab.review.events import Config, FileSummary, Stats
+from hparams_lab.review.events import Config, FileSummary
 
 ENV = "HPARAMS_LAB_REVIEW_CACHE"
 OFF = ("0", "off", "no", "false")
@@ -172,7 +172,7 @@ def _encode(summary, warning):
     experiment = summary.experiment
     return [warning, summary.hparams, None if summary.status is None else str(summary.status),
             None if experiment is None else [experiment.hparam_names, experiment.metrics],
-            summary.undecodable, [[tag, *stats.as_list()] for tag, stats in summary.series.items()]]
+            summary.undecodable, [[tag, *stats] for tag, stats in summary.series.items()]]
 
 
 def _decode(fields):
@@ -203,7 +203,7 @@ def _decode(fields):
     for item in series:
         if type(item) is not list or len(item) != 10 or not _sound(item):
             return None
-        scalars[item[0]] = Stats.from_list(item[1:])
+        scalars[item[0]] = tuple(item[1:])
     if len(scalars) != len(series):
         return None
     return summary, warning

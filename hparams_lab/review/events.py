@@ -50,10 +50,12 @@ _MAX_PARSES = 1024  # ... and per batch, whatever the logs hold
 
 
 class Stats:
-    """One scalar tag of one file: count, first and last point, and the highest and lowest
-    points that are not NaN (the first of equals; None when every value is NaN)."""
+    """One scalar tag of one file, folded point by point: count, first and last point, and the
+    highest and lowest points that are not NaN (the first of equals; None when all are NaN).
+    A FileSummary holds it as a tuple (`as_tuple`), in that order: (count, first step, first,
+    last step, last, high step, high, low step, low)."""
 
-    __slots__ = ("count", "first_step", "first", "last_step", "last", "high_step", "high", "low_step", "low")
+    __slots__ = ("count", "first", "first_step", "high", "high_step", "last", "last_step", "low", "low_step")
 
     def __init__(self, step, value):
         self.count = 1
@@ -74,16 +76,9 @@ class Stats:
             if self.low_step is None or value < self.low:
                 self.low, self.low_step = value, step
 
-    def as_list(self):
-        return [self.count, self.first_step, self.first, self.last_step, self.last,
-                self.high_step, self.high, self.low_step, self.low]
-
-    @classmethod
-    def from_list(cls, fields):
-        stats = cls.__new__(cls)
-        (stats.count, stats.first_step, stats.first, stats.last_step, stats.last,
-         stats.high_step, stats.high, stats.low_step, stats.low) = fields
-        return stats
+    def as_tuple(self):
+        return (self.count, self.first_step, self.first, self.last_step, self.last,
+                self.high_step, self.high, self.low_step, self.low)
 
 
 class Config:
@@ -97,7 +92,7 @@ class Config:
 
 
 class FileSummary:
-    """What one event file says: tag -> Stats (in the order their first values came), the last
+    """What one event file says: tag -> Stats.as_tuple() (in the order their first values came), the last
     session start's hparams, session end's status and hparams_config, if any, and how many
     records were not events."""
 
@@ -172,6 +167,7 @@ def decode_records(records, summary):
                 series[tag] = Stats(event.step, number)
             else:
                 stats.add(event.step, number)
+    summary.series = {tag: stats.as_tuple() if isinstance(stats, Stats) else stats for tag, stats in series.items()}
 
 
 def _decode_hparams_only(record, summary):
@@ -669,19 +665,13 @@ def _fold_layouts(batch, layouts, layout_of, file_of, slow, summaries):
     tag_index = key[heads] % len(tags)
     listing = np.lexsort((order[heads], file_index))
     high_at, low_at = high_at[listing], low_at[listing]  # -1 (all NaN) picks a number left unused
-    columns = zip(*(array.tolist() for array in (
-        file_index[listing], tag_index[listing], sizes[listing], steps[heads][listing], numbers[heads][listing],
-        steps[tails][listing], numbers[tails][listing], high_at >= 0, steps[high_at], numbers[high_at],
-        steps[low_at], numbers[low_at])))
-    for f, t, count, first_step, first, last_step, last, some, high_step, high, low_step, low in columns:
-        stats = Stats.__new__(Stats)
-        stats.count, stats.first_step, stats.first, stats.last_step, stats.last = \
-            count, first_step, first, last_step, last
-        if some:
-            stats.high_step, stats.high, stats.low_step, stats.low = high_step, high, low_step, low
-        else:
-            stats.high_step = stats.high = stats.low_step = stats.low = None
-        summaries[f].series[tags[t]] = stats
+    some = high_at >= 0
+    stats = zip(*(array.tolist() for array in (
+        sizes[listing], steps[heads][listing], numbers[heads][listing], steps[tails][listing], numbers[tails][listing],
+        steps[high_at], numbers[high_at], steps[low_at], numbers[low_at])))
+    files_listed, tags_listed = file_index[listing].tolist(), tag_index[listing].tolist()
+    for f, t, found, item in zip(files_listed, tags_listed, some.tolist(), stats):
+        summaries[f].series[tags[t]] = item if found else item[:5] + (None, None, None, None)
 
 
 def _first_extreme(numbers, nan, heads, group, reduce, fill):

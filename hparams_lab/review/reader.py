@@ -47,27 +47,26 @@ class Series:
 
     @classmethod
     def start(cls, stats):
-        """The Series of a run's first file's events.Stats for the tag: as if its points were
-        added one by one (a NaN first point stays the best, as add leaves it)."""
+        """The Series of a run's first file's points of the tag (its events.Stats tuple): as if
+        they were added one by one (a NaN first point stays the best, as add leaves it)."""
         series = cls.__new__(cls)
-        series.count, series.last, series.last_step = stats.count, stats.last, stats.last_step
-        if not math.isnan(stats.first):
-            series.high, series.high_step, series.low, series.low_step = \
-                stats.high, stats.high_step, stats.low, stats.low_step
+        series.count, first_step, first, series.last_step, series.last, high_step, high, low_step, low = stats
+        if high_step is None or math.isnan(first):
+            series.high = series.low = first
+            series.high_step = series.low_step = first_step
         else:
-            series.high = series.low = stats.first
-            series.high_step = series.low_step = stats.first_step
+            series.high, series.high_step, series.low, series.low_step = high, high_step, low, low_step
         return series
 
     def merge(self, stats):
-        """Add the points of a later file (its events.Stats), as add would one by one."""
-        self.count += stats.count
-        self.last, self.last_step = stats.last, stats.last_step
-        if stats.high_step is not None:
-            if stats.high > self.high:
-                self.high, self.high_step = stats.high, stats.high_step
-            if stats.low < self.low:
-                self.low, self.low_step = stats.low, stats.low_step
+        """Add the points of a later file (its events.Stats tuple), as add would one by one."""
+        count, _, _, self.last_step, self.last, high_step, high, low_step, low = stats
+        self.count += count
+        if high_step is not None:
+            if high > self.high:
+                self.high, self.high_step = high, high_step
+            if low < self.low:
+                self.low, self.low_step = low, low_step
 
     def best(self, maximize):
         return (self.high, self.high_step) if maximize else (self.low, self.low_step)
@@ -119,16 +118,18 @@ def load(logdir, cache=False):
     logdir = os.path.abspath(logdir)
     if not os.path.isdir(logdir):
         raise UserError(f"review: no such directory: {logdir}")
-    tree = walk_logs(logdir)
-    if not tree.event_files:
-        if tree.warnings:
-            raise UserError(f"review: no TensorBoard event files under {logdir} ({'; '.join(tree.warnings)})")
-        raise UserError(f"review: no TensorBoard event files under {logdir}")
     summaries = None
     if cache:
         from hparams_lab.review import cache as summary_cache
 
-        summaries = summary_cache.open_cache(tree.root)
+        summaries = summary_cache.open_cache(os.path.realpath(logdir))
+    # Event files are stat'ed only for a cache that has entries to check; else their identity
+    # comes from reading them.
+    tree = walk_logs(logdir, stats=summaries is not None and bool(summaries.old))
+    if not tree.event_files:
+        if tree.warnings:
+            raise UserError(f"review: no TensorBoard event files under {logdir} ({'; '.join(tree.warnings)})")
+        raise UserError(f"review: no TensorBoard event files under {logdir}")
     runs, warnings = read_runs(tree.event_files, summaries, tree.identities)
     if summaries is not None:
         summaries.save()
@@ -150,16 +151,18 @@ class LogTree:
     trial_files: set  # dirs holding a trial.json
     warnings: list = field(default_factory=list)  # what the walk skipped and why
     root: str = ""  # the real path of the logdir
-    identities: dict = field(default_factory=dict)  # event file path -> (real path below root, (size, mtime_ns, ino, dev))
+    # event file path -> (its real path below root, (size, mtime_ns, ino, dev) or None if not stat'ed)
+    identities: dict = field(default_factory=dict)
 
 
-def walk_logs(logdir):
+def walk_logs(logdir, stats=True):
     """The event, experiment and trial files under logdir, in bounded time whatever it holds.
 
     Iterative (no limit on depth). Only regular files are taken: FIFOs, sockets and devices
     are never opened. Symlinks are followed only inside the tree: a file's if its real path
     is in it, a directory's if its real directory has not been walked yet (real directories
     come first, so a link to one in the tree adds nothing, and a loop ends at once).
+    stats: stat each event file (for its identity), else tell files by their directory entry.
     """
     root = os.path.realpath(logdir)
     tree = LogTree({}, set(), set(), root=root)
@@ -181,7 +184,7 @@ def walk_logs(logdir):
             directory, real = stack.pop()
         fresh, links = [], []
         below, real_below = _joining(directory), _joining(real)
-        for name, kind, info, target in _entries(directory, below, root, tree.warnings):
+        for name, kind, info, target in _entries(directory, below, root, tree.warnings, stats):
             path = below + name
             if kind == "link":  # a symlinked directory in the tree
                 links.append((path, target, (info.st_dev, info.st_ino)))
@@ -191,8 +194,8 @@ def walk_logs(logdir):
                     fresh.append((path, real_below + name))
             elif "tfevents" in name:
                 tree.event_files.setdefault(directory, []).append(path)
-                tree.identities[path] = ((target or real_below + name)[len(prefix):],
-                                         (info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev))
+                tree.identities[path] = ((target or real_below + name)[len(prefix):], info and (
+                    info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev))
             elif name == EXPERIMENT_FILE:
                 tree.experiment_files.add(directory)
             elif name == TRIAL_FILE:
@@ -207,10 +210,11 @@ def _joining(directory):
     return directory if directory.endswith(os.sep) else directory + os.sep
 
 
-def _entries(directory, below, root, warnings):
+def _entries(directory, below, root, warnings, stats=True):
     """(name, kind, stat result, real path or None) of directory's entries in name order; kind is
     "dir", "file" (regular) or "link" (a symlinked directory inside root, its stat and real path
-    given); entries skipped are not yielded. below: _joining(directory)."""
+    given); entries skipped are not yielded. below: _joining(directory). A file that is not a
+    symlink has a stat result only if it is an event file and stats is true."""
     try:
         with os.scandir(directory) as entries:
             entries = sorted(entries, key=lambda entry: entry.name)
@@ -222,13 +226,14 @@ def _entries(directory, below, root, warnings):
         path = below + name
         wanted = "tfevents" in name or name in (EXPERIMENT_FILE, TRIAL_FILE)
         try:
-            if not entry.is_symlink():
-                info = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(info.st_mode):
-                    yield name, "dir", info, None
-                elif stat.S_ISREG(info.st_mode):
-                    yield name, "file", info, None
-                elif wanted:
+            if not entry.is_symlink():  # the entry's type, if the file system gives it, else lstat
+                if entry.is_dir(follow_symlinks=False):
+                    yield name, "dir", entry.stat(follow_symlinks=False), None
+                elif not wanted:
+                    pass
+                elif entry.is_file(follow_symlinks=False):
+                    yield name, "file", entry.stat(follow_symlinks=False) if stats and "tfevents" in name else None, None
+                else:
                     warnings.append(f"{path}: skipped, not a regular file")
                 continue
             try:
@@ -284,7 +289,8 @@ def read_summaries(paths, cache=None, identities=None):
     results = [None] * len(paths)
     missing = []
     for index, path in enumerate(paths):
-        found = cache.get(*identities[path]) if cache is not None and path in identities else None
+        identity = identities.get(path) if cache is not None else None
+        found = cache.get(*identity) if identity is not None and identity[1] is not None else None
         if found is None:
             missing.append(index)
         else:
@@ -294,16 +300,14 @@ def read_summaries(paths, cache=None, identities=None):
         from hparams_lab.review.tfrecord import read_batches
 
         at = iter(missing)
-        identities = identities or {}
-        sizes = [identities[paths[index]][1][0] if paths[index] in identities else None for index in missing]
-        for batch in read_batches([paths[index] for index in missing], sizes):
+        for batch in read_batches([paths[index] for index in missing]):
             for file, summary in zip(batch.files, summarize(batch)):
                 index = next(at)
                 warning = file.warning[len(file.path) + 2:] if file.warning else None
                 results[index] = (summary, warning)
                 identity = identities.get(paths[index]) if cache is not None else None
-                if identity is not None and file.stat == identity[1]:
-                    cache.put(identity[0], identity[1], summary, warning)
+                if identity is not None and file.stat is not None and identity[1] in (None, file.stat):
+                    cache.put(identity[0], file.stat, summary, warning)
     return results
 
 
@@ -408,7 +412,7 @@ def _read_json(path, warnings):
             return {}
         chunks, size = [], 0
         while size <= MAX_JSON_BYTES:  # to the end, or past the limit if it grew
-            chunk = os.read(fd, min(MAX_JSON_BYTES + 1 - size, max(info.st_size + 1 - size, 1 << 16)))
+            chunk = os.read(fd, min(MAX_JSON_BYTES + 1 - size, max(info.st_size + 1 - size, 1 << 12)))
             if not chunk:
                 break
             chunks.append(chunk)

@@ -135,42 +135,32 @@ def read_record_files(paths):
     return files
 
 
-def read_batches(paths, sizes=None):
-    """A Batch per group of files of at most about _BATCH_BYTES, in the order given.
-    sizes: the files' sizes where known (from the directory walk; None where not)."""
-    for batch in _batches_by_size(paths, sizes):
-        yield _read_batch(batch)
-
-
-def _batches_by_size(paths, sizes):
-    batch, size = [], 0
-    for index, path in enumerate(paths):
-        try:
-            # A sparse or zero-filled file may claim gigabytes it will never be read for:
-            # count at most one batch's worth of it.
-            known = sizes[index] if sizes is not None else None
-            file_size = min(os.path.getsize(path) if known is None else known, _BATCH_BYTES)
-        except OSError:
-            file_size = 0
-        if batch and size + file_size > _BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(path)
-        size += file_size
-    if batch:
-        yield batch
-
-
-def _read_batch(paths):
-    import numpy as np  # here, not at module level: `review --help` should stay quick
-
-    buffers, framings, base = [], [], 0
+def read_batches(paths):
+    """A Batch per group of files of at most about _BATCH_BYTES, in the order given."""
+    pending, size, base = [], 0, 0
     for path in paths:
         buffer, framing = _read_file(path, base)
-        buffers.append(buffer)
-        framings.append(framing)
+        # A sparse or zero-filled file may claim gigabytes it will never be read for:
+        # count at most one batch's worth of it.
+        file_size = min(framing.stat[0], _BATCH_BYTES) if framing.stat else 0
+        if pending and size + file_size > _BATCH_BYTES:
+            yield _read_batch(pending)
+            framing.base -= base
+            framing.offsets = [offset - base for offset in framing.offsets]
+            pending, size, base = [], 0, 0
+        pending.append((buffer, framing))
+        size += file_size
         base += len(buffer)
-    data = b"".join(buffers)
+    if pending:
+        yield _read_batch(pending)
+
+
+def _read_batch(files_read):
+    """The Batch of files read: [(bytes, _Framing)], each file's bytes at its framing's base."""
+    import numpy as np  # here, not at module level: `review --help` should stay quick
+
+    framings = [framing for _, framing in files_read]
+    data = b"".join(buffer for buffer, _ in files_read)
     array = np.frombuffer(data or b"\0", dtype=np.uint8)
     file_of, offsets, lengths = _frame_files(array, data, framings)
     sound = np.ones(len(lengths), dtype=bool)
@@ -212,8 +202,8 @@ def _read_file(path, base):
         if info.st_size <= _CHUNK:
             pieces, have = [], 0
             try:
-                while have < info.st_size:
-                    chunk = os.read(fd, _CHUNK - have)
+                while have < info.st_size:  # what fstat says: asking for more costs a large allocation
+                    chunk = os.read(fd, info.st_size - have)
                     if not chunk:
                         break
                     pieces.append(chunk)
