@@ -46,13 +46,18 @@ PHASES = [
 def child(source, logdir, warm):
     marks = [("start", time.perf_counter())]
     sys.path.insert(0, source)
+    import importlib
+
     import click  # noqa: F401
 
     marks.append(("import click", time.perf_counter()))
-    import hparams_lab.cli.app  # noqa: F401  (what run.py imports)
-
-    marks.append(("import the CLI (hparams_lab.cli.app)", time.perf_counter()))
-    import importlib
+    # What the checkout's `python run.py review` imports: the app, or the review command alone.
+    entry = Path(source, "run.py").read_text()
+    if "OPENBLAS_NUM_THREADS" in entry:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    command = "hparams_lab.cli.review" if "cli.review import review" in entry else "hparams_lab.cli.app"
+    importlib.import_module(command)
+    marks.append((f"import the command ({command})", time.perf_counter()))
 
     for name in ("reader", "query", "views", "output", "summary", "events", "cache", "tfrecord"):
         try:
@@ -119,6 +124,7 @@ def main():
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     env = dict(os.environ, HPARAMS_LAB_REVIEW_CACHE="on" if args.warm else "off")
+    env.pop("OPENBLAS_NUM_THREADS", None)  # as run.py leaves it
     if args.child:
         print(json.dumps(child(os.path.abspath(args.source), args.logdir, args.warm)))
         return

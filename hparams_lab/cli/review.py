@@ -51,8 +51,18 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
         _check_plotly()
     for flag, path in (("--output", output), ("--report", report)):
         _check_writable(flag, path)
-    text = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
-                width=None if output else _terminal_width(), cache=not no_cache)
+    import gc
+
+    # Reading a thousand runs makes a few hundred thousand objects and no cycles worth
+    # collecting: the cyclic collector's passes over them cost review ~6% (BENCHMARKS.md).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        text = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
+                    width=None if output else _terminal_width(), cache=not no_cache)
+    finally:
+        if collecting:
+            gc.enable()
     if output:
         try:
             with open(output, "w", encoding="utf-8", newline="") as file:
