@@ -173,7 +173,7 @@ def walk_logs(logdir, stats=True):
         return tree
     prefix = root.rstrip(os.sep) + os.sep
     seen = {(start.st_dev, start.st_ino)}
-    stack, linked = [(logdir, root)], []
+    stack, linked, warnings = [(logdir, root)], [], tree.warnings
     while stack or linked:
         if not stack:  # every real directory walked: now the symlinked ones not met that way
             directory, real, key = linked.pop(0)
@@ -182,17 +182,46 @@ def walk_logs(logdir, stats=True):
             seen.add(key)
         else:
             directory, real = stack.pop()
-        fresh, links = [], []
-        below, real_below = _joining(directory), _joining(real)
-        for name, kind, info, target in _entries(directory, below, root, tree.warnings, stats):
-            path = below + name
-            if kind == "link":  # a symlinked directory in the tree
-                links.append((path, target, (info.st_dev, info.st_ino)))
-            elif kind == "dir":  # a bind mount can make a loop of real directories too
-                if (info.st_dev, info.st_ino) not in seen:
-                    seen.add((info.st_dev, info.st_ino))
-                    fresh.append((path, real_below + name))
-            elif "tfevents" in name:
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=_NAME)
+        except OSError as error:
+            warnings.append(f"{directory}: not walked ({_reason(error)})")
+            continue
+        fresh, below, real_below = [], _joining(directory), _joining(real)
+        for entry in entries:  # the entry's type, where the file system gives it, costs no call
+            name = entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):  # a bind mount can make a loop of real directories
+                    info = entry.stat(follow_symlinks=False)
+                    if (info.st_dev, info.st_ino) not in seen:
+                        seen.add((info.st_dev, info.st_ino))
+                        fresh.append((below + name, real_below + name))
+                    continue
+                link = entry.is_symlink()
+                event = "tfevents" in name
+                if not (link or event or name == EXPERIMENT_FILE or name == TRIAL_FILE):
+                    continue
+                path = below + name
+                if link:
+                    followed = _followed(path, name, root, warnings)
+                    if followed is None:
+                        continue
+                    kind, info, target = followed
+                    if kind == "link":
+                        linked.append((path, target, (info.st_dev, info.st_ino)))
+                        continue
+                elif entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False) if stats and event else None
+                    target = None
+                else:
+                    warnings.append(f"{path}: skipped, not a regular file")
+                    continue
+            except OSError as error:
+                if "tfevents" in name or name in (EXPERIMENT_FILE, TRIAL_FILE):
+                    warnings.append(f"{below + name}: skipped ({_reason(error)})")
+                continue
+            if event:
                 tree.event_files.setdefault(directory, []).append(path)
                 tree.identities[path] = ((target or real_below + name)[len(prefix):], info and (
                     info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev))
@@ -201,8 +230,11 @@ def walk_logs(logdir, stats=True):
             elif name == TRIAL_FILE:
                 tree.trial_files.add(directory)
         stack.extend(reversed(fresh))
-        linked.extend(links)
     return tree
+
+
+def _NAME(entry):
+    return entry.name
 
 
 def _joining(directory):
@@ -210,52 +242,32 @@ def _joining(directory):
     return directory if directory.endswith(os.sep) else directory + os.sep
 
 
-def _entries(directory, below, root, warnings, stats=True):
-    """(name, kind, stat result, real path or None) of directory's entries in name order; kind is
-    "dir", "file" (regular) or "link" (a symlinked directory inside root, its stat and real path
-    given); entries skipped are not yielded. below: _joining(directory). A file that is not a
-    symlink has a stat result only if it is an event file and stats is true."""
+def _followed(path, name, root, warnings):
+    """A symlink in the walk: ("link", stat, real path) for a directory inside root, ("file",
+    stat, real path) for a regular file inside root, else None (with a warning where due)."""
+    wanted = "tfevents" in name or name in (EXPERIMENT_FILE, TRIAL_FILE)
     try:
-        with os.scandir(directory) as entries:
-            entries = sorted(entries, key=lambda entry: entry.name)
-    except OSError as error:
-        warnings.append(f"{directory}: not walked ({_reason(error)})")
-        return
-    for entry in entries:
-        name = entry.name
-        path = below + name
-        wanted = "tfevents" in name or name in (EXPERIMENT_FILE, TRIAL_FILE)
         try:
-            if not entry.is_symlink():  # the entry's type, if the file system gives it, else lstat
-                if entry.is_dir(follow_symlinks=False):
-                    yield name, "dir", entry.stat(follow_symlinks=False), None
-                elif not wanted:
-                    pass
-                elif entry.is_file(follow_symlinks=False):
-                    yield name, "file", entry.stat(follow_symlinks=False) if stats and "tfevents" in name else None, None
-                else:
-                    warnings.append(f"{path}: skipped, not a regular file")
-                continue
-            try:
-                info = os.stat(path)
-            except OSError as error:
-                warnings.append(f"{path}: skipped, a broken symlink ({_reason(error)})")
-                continue
-            real = os.path.realpath(path)
-            if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
-                if wanted or stat.S_ISDIR(info.st_mode):
-                    warnings.append(f"{path}: skipped, a symlink leading out of the logdir")
-                continue
+            info = os.stat(path)
         except OSError as error:
-            if wanted:
-                warnings.append(f"{path}: skipped ({_reason(error)})")
-            continue
-        if stat.S_ISDIR(info.st_mode):
-            yield name, "link", info, real
-        elif stat.S_ISREG(info.st_mode):
-            yield name, "file", info, real
-        elif wanted:
-            warnings.append(f"{path}: skipped, not a regular file")
+            warnings.append(f"{path}: skipped, a broken symlink ({_reason(error)})")
+            return None
+        real = os.path.realpath(path)
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+            if wanted or stat.S_ISDIR(info.st_mode):
+                warnings.append(f"{path}: skipped, a symlink leading out of the logdir")
+            return None
+    except OSError as error:
+        if wanted:
+            warnings.append(f"{path}: skipped ({_reason(error)})")
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        return "link", info, real
+    if stat.S_ISREG(info.st_mode):
+        return ("file", info, real) if wanted else None
+    if wanted:
+        warnings.append(f"{path}: skipped, not a regular file")
+    return None
 
 
 def _reason(error):
