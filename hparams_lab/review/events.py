@@ -242,7 +242,8 @@ def _read_hparams_record(value, summary):
     except decode_error:
         return
     if tag == SESSION_START_TAG and data.HasField("session_start_info"):
-        summary.hparams = {name: _hparam_value(v) for name, v in data.session_start_info.hparams.items()}
+        hparams = data.session_start_info.hparams  # keys then values: .items() iterates in Python
+        summary.hparams = {name: _hparam_value(hparams[name]) for name in hparams}
     elif tag == SESSION_END_TAG and data.HasField("session_end_info"):
         summary.status = TrialStatus.from_tensorboard(data.session_end_info.status)
     elif tag == EXPERIMENT_TAG and data.HasField("experiment"):
@@ -254,18 +255,17 @@ def _read_hparams_record(value, summary):
 def _hparam_value(value):
     """A google.protobuf.Value as the Python value it was logged as."""
     kind = value.WhichOneof("kind")
-    if kind == "number_value":
-        return value.number_value
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
+    if kind in _PLAIN_KINDS:
+        return getattr(value, kind)
     if kind is None or kind == "null_value":
         return None
     from google.protobuf.json_format import MessageToDict
 
     # Lists and structs (rare) become their JSON text: hparam values must stay hashable.
     return json.dumps(MessageToDict(value), sort_keys=True)
+
+
+_PLAIN_KINDS = frozenset(("number_value", "string_value", "bool_value"))
 
 
 # --- Layouts -------------------------------------------------------------------------------

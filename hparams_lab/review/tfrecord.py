@@ -160,8 +160,8 @@ def _read_batch(files_read):
     import numpy as np  # here, not at module level: `review --help` should stay quick
 
     framings = [framing for _, framing in files_read]
-    data = b"".join(buffer for buffer, _ in files_read)
-    array = np.frombuffer(data or b"\0", dtype=np.uint8)
+    data = b"".join([*(buffer for buffer, _ in files_read), bytes(16)])  # 16 to spare: _frame_files
+    array = np.frombuffer(data, dtype=np.uint8)
     file_of, offsets, lengths = _frame_files(array, data, framings)
     sound = np.ones(len(lengths), dtype=bool)
     checked = np.flatnonzero(lengths <= _MAX_CHECKED_RECORD)
@@ -265,37 +265,44 @@ def _frame_files(array, data, framings):
     pieces = [([index] * len(framing.offsets), framing.offsets, framing.lengths)
               for index, framing in enumerate(framings) if not framing.whole and framing.offsets]
     if whole:
-        lanes = np.array(whole, dtype=np.int64)
+        from numpy.lib.stride_tricks import as_strided
+
+        # Each lane: its file, where its next record starts, where the bytes read and the
+        # file (as fstat gave it) end; kept only for files with records left.
+        lane = np.array(whole, dtype=np.int64)
         starts = np.array([framings[index].base for index in whole], dtype=np.int64)
-        position = starts.copy()
-        have = starts + np.array([framings[index].have for index in whole], dtype=np.int64)  # bytes read
+        at = starts.copy()
+        have = starts + np.array([framings[index].have for index in whole], dtype=np.int64)
         ends = np.minimum(have, starts + np.array([framings[index].size for index in whole], dtype=np.int64))
-        active = np.arange(len(whole))
-        columns = np.arange(12)
-        while len(active) >= _LOCKSTEP:
-            at = position[active]
-            header_read = have[active] - at >= 12
-            active, at = active[header_read], at[header_read]
-            if not len(active):
-                break
-            header = array[at[:, None] + columns]
-            length = np.ascontiguousarray(header[:, :8]).view("<u8")[:, 0]
-            sound = _length_checks(header)
-            for lane, where in zip(active[~sound].tolist(), (at[~sound] - starts[active[~sound]]).tolist()):
-                framings[whole[lane]].stop_note = f"bad length checksum at byte {where}"
-            room = ends[active] - at - 16
-            fits = sound & (length <= np.maximum(room, 0).astype(np.uint64)) & (room >= 0)
-            active, at, length = active[fits], at[fits], length[fits].astype(np.int64)
-            pieces.append((lanes[active], at, length))
-            position[active] = at + 16 + length
-        for lane, at in zip(active.tolist(), position[active].tolist()):
-            framing = framings[whole[lane]]
+        headers = as_strided(array, shape=(len(array) - 15, 16), strides=(1, 1), writeable=False)
+        while len(lane) >= _LOCKSTEP:
+            readable = have - at >= 12
+            if not readable.all():
+                lane, starts, at, have, ends = lane[readable], starts[readable], at[readable], have[readable], \
+                    ends[readable]
+            rows = headers[at]  # 16 bytes from each record's start (the data holds 16 to spare at its end)
+            length = rows.view("<u8")[:, 0]
+            sound = _length_checks(rows.view("<u4"))
+            room = ends - at - 16
+            fits = sound & (room >= 0) & (length <= np.maximum(room, 0).astype(np.uint64))
+            if not sound.all():
+                for index, where in zip(lane[~sound].tolist(), (at[~sound] - starts[~sound]).tolist()):
+                    framings[index].stop_note = f"bad length checksum at byte {where}"
+            if not fits.all():
+                lane, starts, at, have, ends, length = lane[fits], starts[fits], at[fits], have[fits], ends[fits], \
+                    length[fits]
+            length = length.astype(np.int64)
+            pieces.append((lane, at, length))
+            at = at + 16 + length
+        position = dict(zip(lane.tolist(), at.tolist()))
+        for index, at in position.items():  # the last few files, record by record
+            framing = framings[index]
             end = framing.base + framing.have
             rest = _Framing(framing.path)
             _frame(data[at:end], rest, at, framing.size - (at - framing.base), at - framing.base)
             framing.stop_note = rest.stop_note
             if rest.offsets:
-                pieces.append(([whole[lane]] * len(rest.offsets), rest.offsets, rest.lengths))
+                pieces.append(([index] * len(rest.offsets), rest.offsets, rest.lengths))
     if not pieces:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
@@ -305,12 +312,12 @@ def _frame_files(array, data, framings):
     return file_of[order], offsets[order], lengths[order]
 
 
-def _length_checks(headers):
-    """For each 12-byte record header (rows of uint8), whether its length checksum holds."""
+def _length_checks(words):
+    """For each record header (rows of little-endian uint32 words: its length's two, then its
+    checksum), whether the length's checksum holds."""
     import numpy as np
 
     low, high = _word_tables()
-    words = np.ascontiguousarray(headers).view("<u4")
     register = words[:, 0] ^ np.uint32(0xFFFFFFFF)
     register = np.take(low, register & 0xFFFF) ^ np.take(high, register >> 16)
     register ^= words[:, 1]
