@@ -173,10 +173,13 @@ def _check_plotly():
 
 
 def _terminal_width():
-    import shutil
     import sys
 
-    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    if not sys.stdout.isatty():
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns
 
 
 if __name__ == "__main__":  # `python -m hparams_lab.cli.review`, until run.py registers the command

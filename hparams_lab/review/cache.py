@@ -16,7 +16,6 @@ least recently written go first), and none over MAX_FILE_BYTES is written.
 Off with `review --no-cache` or HPARAMS_LAB_REVIEW_CACHE=off (or 0, no, false).
 """
 
-import hashlib
 import json
 import os
 import stat
@@ -51,6 +50,8 @@ def open_cache(root):
     where = directory()
     if where is None:
         return None
+    import hashlib
+
     name = hashlib.sha256(os.fsencode(root)).hexdigest()[:32] + ".json"
     return Cache(where, name, root, _load(os.path.join(where, name), root))
 
@@ -115,11 +116,12 @@ def _load(path, root):
             return {}
         chunks, size = [], 0
         while size <= info.st_size:
-            chunk = os.read(fd, info.st_size + 1 - size)
-            if not chunk:
-                break
+            want = info.st_size + 1 - size
+            chunk = os.read(fd, want)
             chunks.append(chunk)
             size += len(chunk)
+            if len(chunk) < want:  # the end (a regular file reads short only there)
+                break
         data = json.loads(b"".join(chunks))
     except (OSError, ValueError, RecursionError, MemoryError):  # UnicodeDecodeError is a ValueError
         return {}

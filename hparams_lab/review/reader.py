@@ -381,12 +381,19 @@ def _row_status(session_status, recorded):
 
 def _nearest(directory, candidates, logdir, include_self):
     """The closest of candidates among directory's ancestors up to logdir."""
-    current = directory if include_self else (None if directory == logdir else os.path.dirname(directory))
+    current = directory if include_self else (None if directory == logdir else _parent(directory))
     while current is not None:
         if current in candidates:
             return current
-        current = None if current == logdir else os.path.dirname(current)
+        current = None if current == logdir else _parent(current)
     return None
+
+
+def _parent(path):
+    """os.path.dirname of a path below the logdir, as the walk makes them (no trailing or
+    doubled separators), without its generality."""
+    cut = path.rfind(os.sep)
+    return path[:cut] if cut > 0 else path[:cut + 1]
 
 
 def _relative(directory, base):
@@ -424,11 +431,12 @@ def _read_json(path, warnings):
             return {}
         chunks, size = [], 0
         while size <= MAX_JSON_BYTES:  # to the end, or past the limit if it grew
-            chunk = os.read(fd, min(MAX_JSON_BYTES + 1 - size, max(info.st_size + 1 - size, 1 << 12)))
-            if not chunk:
-                break
+            want = min(MAX_JSON_BYTES + 1 - size, max(info.st_size + 1 - size, 1 << 12))
+            chunk = os.read(fd, want)
             chunks.append(chunk)
             size += len(chunk)
+            if len(chunk) < want:  # the end (a regular file reads short only there)
+                break
         text = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError as error:
         warnings.append(f"{path}: ignored, not readable ({_reason(error)})")
