@@ -2,6 +2,8 @@
 cache files, a cache directory that cannot be written, the opt-out, and output identical
 to a review without it."""
 
+import array
+import base64
 import json
 import os
 import subprocess
@@ -132,8 +134,14 @@ def test_a_file_changed_within_the_last_seconds_is_not_cached(tmp_path, cache_ho
     assert reads == event_files(root) * 2
 
 
-@pytest.mark.parametrize("damage", ["not json", "truncated", "wrong types", "other root", "deep", "huge", "symlink",
-                                    "empty"])
+# An entry: [size, mtime_ns, ino, dev, warning, hparams, status, config, undecodable, tags, first series' slot]
+ENTRY_DAMAGE = {"hparam a list": (5, {"units": [1, 2]}), "no status": (6, "MAYBE"), "tag not text": (9, [3]),
+                "numbers elsewhere": (10, 10**9)}
+
+
+@pytest.mark.parametrize("damage", ["not json", "truncated", "hparam a list", "no status", "tag not text",
+                                    "numbers elsewhere", "numbers not base64", "numbers cut", "other root", "deep",
+                                    "huge", "symlink", "empty"])
 def test_a_damaged_or_hostile_cache_file_is_a_miss(study, cache_home, reads, damage, tmp_path):
     expected = snapshot(reader.load(study, cache=True))
     (path,) = list(cache_home.iterdir())
@@ -142,12 +150,15 @@ def test_a_damaged_or_hostile_cache_file_is_a_miss(study, cache_home, reads, dam
         path.write_text("{not json")
     elif damage == "truncated":
         path.write_text(text[:len(text) // 2])
-    elif damage == "wrong types":
+    elif damage in ENTRY_DAMAGE:
         data = json.loads(text)
+        field, value = ENTRY_DAMAGE[damage]
         for entry in data["files"].values():
-            entry[9] = [["epoch_accuracy", 1, 0, "0.5", 0, 0.5, 0, 0.5, 0, 0.5], None]  # a str for a float
-            entry[5] = {"units": [1, 2]}  # a list for an hparam
-            entry[6] = "MAYBE"  # no status
+            entry[field] = value
+        path.write_text(json.dumps(data))
+    elif damage in ("numbers not base64", "numbers cut"):
+        data = json.loads(text)
+        data["ints"] = "not base64!" if damage == "numbers not base64" else data["ints"][:-12]
         path.write_text(json.dumps(data))
     elif damage == "other root":
         data = json.loads(text)
@@ -178,8 +189,10 @@ def test_a_hostile_entry_in_a_sound_file_is_a_miss_alone(study, cache_home, read
     reader.load(study, cache=True)
     (path,) = list(cache_home.iterdir())
     data = json.loads(path.read_text())
-    key = sorted(data["files"])[0]
-    data["files"][key][9] = [["tag", 1, 0, 0.5, 0, 0.5, None, 0.5, 0, 0.5]]  # high step missing, high not
+    key = next(key for key, entry in sorted(data["files"].items()) if entry[9])  # a file with scalars
+    ints = array.array("q", base64.b64decode(data["ints"]))
+    ints[6 * data["files"][key][10]] = 0  # its first series counts no point
+    data["ints"] = base64.b64encode(ints.tobytes()).decode()
     path.write_text(json.dumps(data))
     reads.clear()
     reader.load(study, cache=True)
@@ -244,6 +257,9 @@ def test_cached_and_uncached_output_are_the_same_bytes(tmp_path, options):
     root = tmp_path / "logs"
     samples.write_small_study(root / "study")
     samples.write_hostile_logs(root / "hostile")
+    samples.write_session(root / "odd" / "run", {"x": 1.5, "units": 8}, [  # numbers JSON has no words for
+        ("score", 0, float("nan")), ("score", 1, -0.0), ("score", 2**40, float("inf")), ("score", 3, 0.0),
+        ("loss", -5, float("-inf"))], end_status="SUCCESS")
     broken = next((root / "study" / "alpha" / "t2" / "train").glob("*tfevents*"))
     data = bytearray(broken.read_bytes())
     data[60] ^= 0xFF  # a damaged record: its warning must come back from the cache too

@@ -8,8 +8,10 @@ is used only when all four still match; a file whose mtime is less than
 `SETTLED_NS` old is not cached (it may still change within one timestamp tick).
 
 A cache file is data, like the logs: it is parsed as JSON (never unpickled) from a
-regular file of ours of at most MAX_FILE_BYTES, and an entry that is not exactly
-what this module writes is a miss. A cache directory that cannot be created, read
+regular file of ours of at most MAX_FILE_BYTES, its numbers packed in two base64
+arrays (int64 and float64, little-endian: JSON's number parsing was most of a warm
+review's cache time), and an entry that is not exactly what this module writes is a
+miss. A cache directory that cannot be created, read
 or written means no cache, silently. At most MAX_FILES cache files are kept (the
 least recently written go first), and none over MAX_FILE_BYTES is written.
 
@@ -19,6 +21,7 @@ Off with `review --no-cache` or HPARAMS_LAB_REVIEW_CACHE=off (or 0, no, false).
 import json
 import os
 import stat
+import sys
 import time
 
 from hparams_lab.core.trial import TrialStatus
@@ -27,7 +30,7 @@ from hparams_lab.review.events import Config, FileSummary
 ENV = "HPARAMS_LAB_REVIEW_CACHE"
 OFF = ("0", "off", "no", "false")
 FORMAT = "hparams_lab review cache"
-VERSION = 1
+VERSION = 2
 MAX_FILES = 32
 MAX_FILE_BYTES = 64 * 1024 * 1024
 SETTLED_NS = 2_000_000_000
@@ -59,9 +62,10 @@ def open_cache(root):
 class Cache:
     """The entries of one logdir: get them, put new ones, save what this run met."""
 
-    def __init__(self, where, name, root, entries):
+    def __init__(self, where, name, root, loaded):
         self.where, self.name, self.root = where, name, root
-        self.old, self.new, self.changed = entries, {}, False
+        self.old, self.slots = loaded
+        self.new, self.changed = {}, False
 
     def get(self, key, identity):
         """(FileSummary, warning) cached for the file at real path key (relative to the root)
@@ -70,18 +74,18 @@ class Cache:
         if entry is None or entry[:4] != list(identity):
             return None
         try:
-            found = _decode(entry[4:])
+            found = _decode(entry[4:], self.slots)
         except (TypeError, ValueError, KeyError, IndexError, OverflowError):
             found = None
         if found is None:
             return None
-        self.new[key] = entry
+        self.new[key] = (identity, *found)
         return found
 
     def put(self, key, identity, summary, warning):
         if identity[1] > time.time_ns() - SETTLED_NS:
             return
-        self.new[key] = [*identity, *_encode(summary, warning)]
+        self.new[key] = (identity, summary, warning)
         self.changed = True
 
     def save(self):
@@ -89,11 +93,9 @@ class Cache:
         if not self.changed and self.new.keys() == self.old.keys():
             return
         try:
-            text = json.dumps({"format": FORMAT, "version": VERSION, "root": self.root, "files": self.new},
-                              separators=(",", ":"))
+            data = _encode(self.root, self.new)
         except (TypeError, ValueError, OverflowError, RecursionError):  # pragma: no cover - ours to write
             return
-        data = text.encode("ascii")  # json.dumps escapes everything else
         if len(data) > MAX_FILE_BYTES:
             return
         try:
@@ -105,15 +107,15 @@ class Cache:
 
 
 def _load(path, root):
-    """The entries of a cache file, {} unless it is exactly what save writes."""
+    """(entries, series slots) of a cache file; nothing unless it is what save writes."""
     try:
         fd = os.open(path, os.O_RDONLY | _NONBLOCK)
     except OSError:
-        return {}
+        return {}, []
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_size > MAX_FILE_BYTES:
-            return {}
+            return {}, []
         chunks, size = [], 0
         while size <= info.st_size:
             want = info.st_size + 1 - size
@@ -124,14 +126,21 @@ def _load(path, root):
                 break
         data = json.loads(b"".join(chunks))
     except (OSError, ValueError, RecursionError, MemoryError):  # UnicodeDecodeError is a ValueError
-        return {}
+        return {}, []
     finally:
         os.close(fd)
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION \
             or data.get("root") != root or not isinstance(data.get("files"), dict):
-        return {}
+        return {}, []
+    try:
+        ints, floats = _numbers(data.get("ints"), "q"), _numbers(data.get("floats"), "d")
+    except (TypeError, ValueError):  # binascii.Error is a ValueError
+        return {}, []
+    if len(ints) != _INTS * (len(floats) // _FLOATS) or len(floats) % _FLOATS:
+        return {}, []
     return {key: entry for key, entry in data["files"].items()
-            if type(entry) is list and len(entry) == 10 and all(type(n) is int for n in entry[:4])}
+            if type(entry) is list and len(entry) == 11 and all(type(n) is int for n in entry[:4])}, \
+        _slots(ints, floats)
 
 
 def _write(path, data):
@@ -170,17 +179,63 @@ def _evict(where, keep):
             pass
 
 
-def _encode(summary, warning):
-    experiment = summary.experiment
-    return [warning, summary.hparams, None if summary.status is None else str(summary.status),
-            None if experiment is None else [experiment.hparam_names, experiment.metrics],
-            summary.undecodable, [[tag, *stats] for tag, stats in summary.series.items()]]
+# Each series' numbers: these ints (its high and low steps 0 where it has none) and floats.
+_INTS = 6  # count, first step, last step, high step, low step, has high and low (0 or 1)
+_FLOATS = 4  # first, last, high, low
 
 
-def _decode(fields):
-    """(FileSummary, warning) from an entry's fields after its identity; None if they are not
-    exactly what _encode writes."""
-    warning, hparams, status, experiment, undecodable, series = fields
+def _numbers(text, typecode):
+    import array
+    import base64
+
+    numbers = array.array(typecode, base64.b64decode(text.encode("ascii"), validate=True))
+    if sys.byteorder != "little":
+        numbers.byteswap()
+    return numbers.tolist()
+
+
+def _slots(ints, floats):
+    """Each series slot's Stats tuple, or None where its numbers are not what _encode writes."""
+    counts, first_steps, last_steps, high_steps, low_steps, somes = (ints[k::_INTS] for k in range(_INTS))
+    firsts, lasts, highs, lows = (floats[k::_FLOATS] for k in range(_FLOATS))
+    slots = list(zip(counts, first_steps, firsts, last_steps, lasts, high_steps, highs, low_steps, lows))
+    for index, (count, some) in enumerate(zip(counts, somes)):
+        if some != 1 or count < 1:
+            slots[index] = (*slots[index][:5], None, None, None, None) if some == 0 and count >= 1 else None
+    return slots
+
+
+def _packed(numbers, typecode):
+    import array
+    import base64
+
+    numbers = array.array(typecode, numbers)
+    if sys.byteorder != "little":
+        numbers.byteswap()
+    return base64.b64encode(numbers.tobytes()).decode("ascii")
+
+
+def _encode(root, entries):
+    """The bytes of a cache file of entries {key: (identity, FileSummary, warning)}."""
+    files, ints, floats = {}, [], []
+    for key, (identity, summary, warning) in entries.items():
+        experiment = summary.experiment
+        files[key] = [*identity, warning, summary.hparams, None if summary.status is None else str(summary.status),
+                      None if experiment is None else [experiment.hparam_names, experiment.metrics],
+                      summary.undecodable, list(summary.series), len(ints) // _INTS]
+        for count, first_step, first, last_step, last, high_step, high, low_step, low in summary.series.values():
+            some = high_step is not None
+            ints += (count, first_step, last_step, high_step if some else 0, low_step if some else 0, int(some))
+            floats += (first, last, high if some else 0.0, low if some else 0.0)
+    text = json.dumps({"format": FORMAT, "version": VERSION, "root": root, "files": files,
+                       "ints": _packed(ints, "q"), "floats": _packed(floats, "d")}, separators=(",", ":"))
+    return text.encode("ascii")  # json.dumps escapes everything else
+
+
+def _decode(fields, slots):
+    """(FileSummary, warning) from an entry's fields after its identity and the cache file's
+    series slots; None if they are not exactly what _encode writes."""
+    warning, hparams, status, experiment, undecodable, tags, at = fields
     summary = FileSummary()
     if not (warning is None or type(warning) is str) or type(undecodable) is not int or undecodable < 0:
         return None
@@ -199,25 +254,9 @@ def _decode(fields):
                         and type(metric[1]) is str for metric in metrics)):
             return None
         summary.experiment = Config(names, metrics)
-    if type(series) is not list:
+    if type(tags) is not list or type(at) is not int or at < 0 or at + len(tags) > len(slots):
         return None
-    scalars = summary.series
-    for item in series:
-        if type(item) is not list or len(item) != 10 or not _sound(item):
-            return None
-        scalars[item[0]] = tuple(item[1:])
-    if len(scalars) != len(series):
+    series = summary.series = dict(zip(tags, slots[at:at + len(tags)]))
+    if len(series) != len(tags) or None in series.values() or not all(type(tag) is str for tag in tags):
         return None
     return summary, warning
-
-
-def _sound(item):
-    """A series entry: [tag, count, first step, first, last step, last, high step, high, low step,
-    low], steps ints, numbers floats; high and low both absent (None) or both present."""
-    tag, count, first_step, first, last_step, last, high_step, high, low_step, low = item
-    if type(tag) is not str or type(count) is not int or count < 1 or type(first_step) is not int \
-            or type(first) is not float or type(last_step) is not int or type(last) is not float:
-        return False
-    if high_step is None:
-        return high is None and low_step is None and low is None
-    return type(high_step) is int and type(high) is float and type(low_step) is int and type(low) is float
