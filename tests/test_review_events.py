@@ -138,7 +138,7 @@ def one_by_one(batch):
 def test_layouts_read_what_protobuf_reads(tmp_path):
     files = files_of_every_kind()
     (batch,) = tfrecord.read_batches(write_files(tmp_path, files))
-    layouts, layout_of = events._find_layouts(batch)
+    _, layout_of = events._find_layouts(batch)
     assert (layout_of >= 0).sum() > 0.8 * len(layout_of)  # most records go through layouts
     for name, fast, slow in zip(files, events.summarize(batch), one_by_one(batch)):
         assert same(as_data(fast), as_data(slow)), name
@@ -196,3 +196,24 @@ def test_series_merged_from_files_equal_one_fold_over_every_point(seed):
     for name in Series.__slots__:
         left, right = getattr(one, name), getattr(merged, name)
         assert same(left, right) and math.copysign(1, left) == math.copysign(1, right), (name, files)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_records_with_bytes_changed_anywhere_read_as_protobuf_reads_them(tmp_path, seed):
+    """Same-length records a byte or two away from a layout's: those that still fit it (a
+    value, a step, a wall time changed) and those that do not (a tag, a length, a wire type)."""
+    rng = random.Random(seed)
+    templates = [event([logs.scalar_value("acc", 0.5)], step=3), event([simple("loss", 0.25)], step=200),
+                 event([tensor("c", 1, content=struct.pack("<f", 0.5))], step=7),
+                 event([logs.scalar_value("a", 1.0), simple("b", 2.0)], step=1)]
+    templates = [template.SerializeToString() for template in templates]
+    records = []
+    for _ in range(400):
+        record = bytearray(rng.choice(templates))
+        for _ in range(rng.choice([1, 1, 2])):
+            record[rng.randrange(len(record))] = rng.choice([0, 0x7F, 0x80, 0xFF, rng.randrange(256)])
+        records.append(bytes(record))
+    files = {f"file {n}": [rng.choice(templates)] + records[n::8] for n in range(8)}
+    (batch,) = tfrecord.read_batches(write_files(tmp_path, files))
+    for name, fast, slow in zip(files, events.summarize(batch), one_by_one(batch)):
+        assert same(as_data(fast), as_data(slow)), name
