@@ -72,14 +72,16 @@ class Series:
         return (self.high, self.high_step) if maximize else (self.low, self.low_step)
 
 
-@dataclass
 class RunData:
-    """What one run directory's event files say."""
+    """What one run directory's event files say (a plain class: one is made per run)."""
 
-    hparams: dict | None = None  # from session_start_info; None if not a session
-    status: TrialStatus | None = None  # from session_end_info
-    experiment: object = None  # events.Config (an hparams_config's names), when the run holds one
-    scalars: dict = field(default_factory=dict)  # tag -> Series
+    __slots__ = ("experiment", "hparams", "scalars", "status")
+
+    def __init__(self):
+        self.hparams = None  # from session_start_info; None if not a session
+        self.status = None  # TrialStatus, from session_end_info
+        self.experiment = None  # events.Config (an hparams_config's names), when the run holds one
+        self.scalars = {}  # tag -> Series
 
 
 @dataclass(frozen=True)
