@@ -569,12 +569,11 @@ def _find_layouts(batch):
                 continue
             budget -= len(pending) * width
             fits = _alike(words, pending, np.array(layout.constant, dtype=np.intp), width)
-            if layout.step:
+            if layout.step:  # a varint of the same size: its last byte alone under 0x80
                 at, size = layout.step
-                candidates = rows[pending]
-                fits &= candidates[:, at + size - 1] < 0x80
-                if size > 1:
-                    fits &= (candidates[:, at:at + size - 1] >= 0x80).all(axis=1)
+                fits &= rows[pending, at + size - 1] < 0x80
+                for column in range(at, at + size - 1):
+                    fits &= rows[pending, column] >= 0x80
             matched = pending[fits]
             layout_of[group[matched]] = len(layouts)
             layouts.append(layout)
@@ -583,13 +582,16 @@ def _find_layouts(batch):
 
 
 def _alike(words, pending, positions, width):
-    """Which pending rows (of 8-byte words) have the same bytes at positions as the first."""
+    """Which pending rows (of 8-byte words) have the same bytes at positions as the first
+    (a few MB of rows at a time: the copies stay small whatever the batch holds)."""
     import numpy as np
 
     mask = np.zeros(width, dtype=np.uint8)
     mask[positions] = 0xFF
-    mask = mask.view("<u8")
-    return ~(((words[pending] ^ words[pending[0]]) & mask).any(axis=1))
+    mask, first = mask.view("<u8"), words[pending[0]]
+    step = max(1, (1 << 22) // width)
+    return np.concatenate([~(((words[pending[at:at + step]] ^ first) & mask).any(axis=1))
+                           for at in range(0, len(pending), step)])
 
 
 def _fold_layouts(batch, layouts, layout_of, file_of, slow, summaries):
