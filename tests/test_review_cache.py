@@ -277,3 +277,28 @@ def test_cached_and_uncached_output_are_the_same_bytes(tmp_path, options):
     assert review() == cold  # filling the cache
     assert review() == cold  # from the cache
     assert len(list((tmp_path / "cache" / "hparams_lab" / "review").iterdir())) == 1
+
+
+def test_an_hparams_config_comes_back_from_the_cache_whole(tmp_path, cache_home, reads):
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.plugins.hparams import summary_v2 as hp
+
+    root = tmp_path / "logs"
+    config = hp.hparams_config_pb([hp.HParam("lr", hp.RealInterval(0.001, 0.1)), hp.HParam("units", hp.IntInterval(8, 64)),
+                                   hp.HParam("opt", hp.Discrete(["adam", "sgd"]))], [hp.Metric("score", group="val")])
+    logs.write_events(root, [event_pb2.Event(summary=config)])
+    samples.write_session(root / "run", {"lr": 0.01, "units": 8, "opt": "adam"}, [("score", 0, 0.5)])
+    settle(root)
+
+    def config_of_root():
+        tree = reader.walk_logs(str(root))
+        found = cache.open_cache(tree.root)
+        runs, _ = reader.read_runs(tree.event_files, found, tree.identities)
+        found.save()
+        experiment = runs[str(root)].experiment
+        return experiment.hparam_names, experiment.metrics, experiment.intervals
+
+    read = config_of_root()
+    assert read == (["lr", "units", "opt"], [["val", "score"]], [["lr", 0.001, 0.1], ["units", 8.0, 64.0]])
+    reads.clear()
+    assert config_of_root() == read and reads == []

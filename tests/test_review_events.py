@@ -111,7 +111,8 @@ def write_files(root, files):
 
 def as_data(summary):
     return ({tag: list(stats) for tag, stats in summary.series.items()}, list(summary.series), summary.hparams,
-            summary.status, summary.experiment and (summary.experiment.hparam_names, summary.experiment.metrics),
+            summary.status, summary.experiment and (summary.experiment.hparam_names, summary.experiment.metrics,
+                                                    summary.experiment.intervals),
             summary.undecodable)
 
 

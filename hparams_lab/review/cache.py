@@ -30,7 +30,7 @@ from hparams_lab.review.events import Config, FileSummary
 ENV = "HPARAMS_LAB_REVIEW_CACHE"
 OFF = ("0", "off", "no", "false")
 FORMAT = "hparams_lab review cache"
-VERSION = 2
+VERSION = 3
 MAX_FILES = 32
 MAX_FILE_BYTES = 64 * 1024 * 1024
 SETTLED_NS = 2_000_000_000
@@ -221,7 +221,8 @@ def _encode(root, entries):
     for key, (identity, summary, warning) in entries.items():
         experiment = summary.experiment
         files[key] = [*identity, warning, summary.hparams, None if summary.status is None else str(summary.status),
-                      None if experiment is None else [experiment.hparam_names, experiment.metrics],
+                      None if experiment is None else [experiment.hparam_names, experiment.metrics,
+                                                       experiment.intervals],
                       summary.undecodable, list(summary.series), len(ints) // _INTS]
         for count, first_step, first, last_step, last, high_step, high, low_step, low in summary.series.values():
             some = high_step is not None
@@ -248,12 +249,14 @@ def _decode(fields, slots):
     if status is not None:
         summary.status = _STATUSES[status]
     if experiment is not None:
-        names, metrics = experiment
+        names, metrics, intervals = experiment
         if not (type(names) is list and all(type(name) is str for name in names) and type(metrics) is list
                 and all(type(metric) is list and len(metric) == 2 and type(metric[0]) is str
-                        and type(metric[1]) is str for metric in metrics)):
+                        and type(metric[1]) is str for metric in metrics) and type(intervals) is list
+                and all(type(interval) is list and len(interval) == 3 and type(interval[0]) is str
+                        and type(interval[1]) is float and type(interval[2]) is float for interval in intervals)):
             return None
-        summary.experiment = Config(names, metrics)
+        summary.experiment = Config(names, metrics, intervals)
     if type(tags) is not list or type(at) is not int or at < 0 or at + len(tags) > len(slots):
         return None
     series = summary.series = dict(zip(tags, slots[at:at + len(tags)]))

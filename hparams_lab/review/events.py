@@ -82,13 +82,13 @@ class Stats:
 
 
 class Config:
-    """What review uses of an hparams_config (tensorboard's Experiment): its hparam names and
-    its metrics as (group, tag), in declared order."""
+    """What review uses of an hparams_config (tensorboard's Experiment): its hparam names, its
+    metrics as [group, tag] and its interval domains as [name, min, max], in declared order."""
 
-    __slots__ = ("hparam_names", "metrics")
+    __slots__ = ("hparam_names", "intervals", "metrics")
 
-    def __init__(self, hparam_names, metrics):
-        self.hparam_names, self.metrics = hparam_names, metrics
+    def __init__(self, hparam_names, metrics, intervals=()):
+        self.hparam_names, self.metrics, self.intervals = hparam_names, metrics, list(intervals)
 
 
 class FileSummary:
@@ -248,8 +248,11 @@ def _read_hparams_record(value, summary):
         summary.status = TrialStatus.from_tensorboard(data.session_end_info.status)
     elif tag == EXPERIMENT_TAG and data.HasField("experiment"):
         experiment = data.experiment
-        summary.experiment = Config([info.name for info in experiment.hparam_infos],
-                                    [[info.name.group, info.name.tag] for info in experiment.metric_infos])
+        infos = experiment.hparam_infos
+        summary.experiment = Config([info.name for info in infos],
+                                    [[info.name.group, info.name.tag] for info in experiment.metric_infos],
+                                    [[info.name, info.domain_interval.min_value, info.domain_interval.max_value]
+                                     for info in infos if info.HasField("domain_interval")])
 
 
 def _hparam_value(value):
