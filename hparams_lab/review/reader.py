@@ -80,7 +80,7 @@ class RunData:
     def __init__(self):
         self.hparams = None  # from session_start_info; None if not a session
         self.status = None  # TrialStatus, from session_end_info
-        self.experiment = None  # events.Config (an hparams_config's names), when the run holds one
+        self.experiment = None  # events.Config (an hparams_config's names, metrics, intervals), if it holds one
         self.scalars = {}  # tag -> Series
 
 
