@@ -4,18 +4,19 @@
 """
 
 from hparams_lab.core.errors import UserError
-from hparams_lab.core.space import Discrete, HParam, IntInterval, RealInterval, Space
 
 __version__ = "0.1.0"
 __all__ = ["Discrete", "HParam", "IntInterval", "RealInterval", "Space", "StudyConfig", "StudyResult", "UserError",
            "run_study"]
 
 _LAZY = {"run_study": "hparams_lab.study.run", "StudyResult": "hparams_lab.study.run",
-         "StudyConfig": "hparams_lab.study.config"}
+         "StudyConfig": "hparams_lab.study.config",
+         **dict.fromkeys(("Discrete", "HParam", "IntInterval", "RealInterval", "Space"), "hparams_lab.core.space")}
 
 
 def __getattr__(name: str):
-    # The study machinery (numpy, scikit-learn) loads on first use, not on `import hparams_lab`.
+    # The study machinery (numpy, scikit-learn) loads on first use, not on `import hparams_lab`;
+    # so does the space vocabulary, which every submodule's import (`review` too) would pay for.
     if name in _LAZY:
         import importlib
 

@@ -1,9 +1,16 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 from click.testing import CliRunner
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `review` keeps a cache of event-file summaries in the user's cache directory: the tests'
+# reviews (subprocesses too) keep theirs in a directory of this test session's instead.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="hparams_lab-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 
 @pytest.fixture

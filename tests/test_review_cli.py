@@ -209,3 +209,28 @@ def test_an_output_that_cannot_be_written_is_one_error_line(study, tmp_path):
     assert result.exit_code == 2
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Error: ") and "--output" in last
+
+
+APP = "import sys; sys.argv[0] = 'run.py'; from hparams_lab.cli.app import main; main()"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["--bogus"], [], ["{study}/missing"], ["{study}", "--top", "0"],
+                                  ["{study}", "--format", "json"], ["{study}", "--sort", "nope"]])
+def test_run_py_review_is_the_apps_review_command(study, args):
+    """run.py starts review without the study machinery: the same output, errors and exit codes."""
+    args = [arg.format(study=study) for arg in args]
+    fast = subprocess.run([sys.executable, "run.py", "review", *args], cwd=ROOT, capture_output=True, text=True)
+    app = subprocess.run([sys.executable, "-c", APP, "review", *args], cwd=ROOT, capture_output=True, text=True)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (app.returncode, app.stdout, app.stderr)
+
+
+def test_run_py_review_loads_no_study_machinery(study):
+    code = ("import runpy, sys; sys.argv = ['run.py', 'review', sys.argv[1], '--format', 'json']\n"
+            "try:\n    runpy.run_path('run.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            # core.space loads for hparams_lab's own logs: the warnings about the space read their
+            # domains from experiment.json (review.notes); other writers' logs never load it.
+            "heavy = [m for m in sys.modules if m.startswith(('hparams_lab.search', 'hparams_lab.study', "
+            "'tensorflow'))]\n"
+            "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code, str(study)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

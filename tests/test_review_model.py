@@ -9,7 +9,7 @@ from tensorboard.plugins.hparams import metadata
 
 import review_samples as samples
 import runner_style_logs as logs
-from hparams_lab.review import reader as review, tfrecord
+from hparams_lab.review import events, reader as review, tfrecord
 from hparams_lab.core.errors import UserError
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,10 @@ def by_run(loaded):
 
 
 def test_hparams_tag_constants_are_tensorboards():
-    assert review.EXPERIMENT_TAG == metadata.EXPERIMENT_TAG
-    assert review.SESSION_START_TAG == metadata.SESSION_START_INFO_TAG
-    assert review.SESSION_END_TAG == metadata.SESSION_END_INFO_TAG
+    assert events.EXPERIMENT_TAG == metadata.EXPERIMENT_TAG
+    assert events.SESSION_START_TAG == metadata.SESSION_START_INFO_TAG
+    assert events.SESSION_END_TAG == metadata.SESSION_END_INFO_TAG
+    assert all(tag.startswith(events.HPARAMS_PREFIX) for tag in (metadata.EXPERIMENT_TAG, metadata.SESSION_START_INFO_TAG, metadata.SESSION_END_INFO_TAG))
 
 
 def test_one_row_per_session_with_experiment_trial_and_status(study):

@@ -118,3 +118,30 @@ def test_large_records_and_many_batches(tmp_path, monkeypatch):
     assert files[1].records == large
     assert [f.records for f in files[::2]] == [some_records(30, seed=0), some_records(30, seed=2)]
     assert all(f.warning is None for f in files)
+
+
+def test_files_framed_side_by_side_in_numpy_as_one_by_one(tmp_path, monkeypatch):
+    """Many small files are framed in lockstep (one record of each a numpy step): the same
+    records and warnings as framing each alone, whatever damage a file has."""
+    rng = random.Random(3)
+    paths = []
+    for index in range(60):
+        path = write_records(tmp_path / f"events.{index}", some_records(rng.choice([0, 1, 5, 30]), seed=index))
+        data = bytearray(path.read_bytes())
+        damage = index % 6
+        if damage == 1 and data:
+            data[rng.randrange(len(data))] ^= 0x10  # a bad length or data checksum, or a length cut
+        elif damage == 2 and data:
+            data = data[:rng.randrange(len(data))]
+        elif damage == 3:
+            data = bytearray(rng.randbytes(rng.randrange(40)))
+        elif damage == 4:
+            data = bytearray(5000)  # zero-filled
+        path.write_bytes(bytes(data))
+        paths.append(path)
+    monkeypatch.setattr(tfrecord, "_LOCKSTEP", 10**9)  # Python only
+    one_by_one = [(f.path, f.records, f.warning) for f in tfrecord.read_record_files(paths)]
+    for lockstep in (1, 20):  # numpy to the last record, and numpy then Python
+        monkeypatch.setattr(tfrecord, "_LOCKSTEP", lockstep)
+        assert [(f.path, f.records, f.warning) for f in tfrecord.read_record_files(paths)] == one_by_one
+    assert sum(f[2] is not None for f in one_by_one) >= 15

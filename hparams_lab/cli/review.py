@@ -14,7 +14,7 @@ FORMATS = ("table", "csv", "json", "markdown")
 STATUS_CHOICES = tuple(status.lower() for status in TrialStatus)  # pruned: bayes --pruner
 
 
-@click.command("review", cls=Command)
+@click.command("review", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("logdirs", nargs=-1, required=True, metavar="LOGDIR [LOGDIR_B]",
                 type=click.Path(exists=True, file_okay=False))
 @click.option("--sort", "sort_by", metavar="METRIC",
@@ -36,7 +36,11 @@ STATUS_CHOICES = tuple(status.lower() for status in TrialStatus)  # pruned: baye
               help="After a table or markdown leaderboard: the ranking metric per hparam value, and importance.")
 @click.option("--report", type=click.Path(dir_okay=False), metavar="FILE.html",
               help="Also write a self-contained HTML report (needs the 'report' extra: plotly).")
-def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, output, summary, report):
+@click.option("--no-cache", is_flag=True,
+              help="Read every event file afresh, without review's cache of what each one holds "
+                   "(~/.cache/hparams_lab/review; HPARAMS_LAB_REVIEW_CACHE=off does the same).")
+def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, output, summary, report,
+           no_cache):
     """Leaderboard of the TensorBoard HParams runs under LOGDIR, or LOGDIR vs LOGDIR_B side by side.
 
     Reads any HParams logs (tf.summary, Keras, tensorboardX, PyTorch) without TensorFlow.
@@ -47,8 +51,18 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
         _check_plotly()
     for flag, path in (("--output", output), ("--report", report)):
         _check_writable(flag, path)
-    text, notes = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
-                       width=None if output else _terminal_width())
+    import gc
+
+    # Reading a thousand runs makes a few hundred thousand objects and no cycles worth
+    # collecting: the cyclic collector's passes over them cost review ~6% (BENCHMARKS.md).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        text, notes = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
+                           width=None if output else _terminal_width(), cache=not no_cache)
+    finally:
+        if collecting:
+            gc.enable()
     if output:
         try:
             with open(output, "w", encoding="utf-8", newline="") as file:
@@ -64,7 +78,8 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
         click.echo(line, err=True)
 
 
-def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report, width):
+def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report, width,
+         cache=False):
     from functools import partial
 
     from hparams_lab.review import query, reader
@@ -72,7 +87,7 @@ def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_form
 
     sides = []
     for logdir in logdirs:
-        logs = reader.load(logdir)
+        logs = reader.load(logdir, cache=cache)
         for warning in logs.warnings:
             click.echo(f"warning: {visible(warning)}", err=True)
         sides.append((logdir, logs))
@@ -164,10 +179,13 @@ def _check_plotly():
 
 
 def _terminal_width():
-    import shutil
     import sys
 
-    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    if not sys.stdout.isatty():
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns
 
 
 if __name__ == "__main__":  # `python -m hparams_lab.cli.review`, until run.py registers the command

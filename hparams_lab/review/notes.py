@@ -17,8 +17,6 @@ with neither (inferred hparams) get no edge warnings.
 
 import math
 
-from hparams_lab.core import edges as edge_rule
-from hparams_lab.core.space import IntInterval, RealInterval, Space
 from hparams_lab.core.trial import TrialStatus
 from hparams_lab.review.output import human
 
@@ -45,6 +43,10 @@ def review_notes(rows, logs, ranking):
             continue
         done = [row.hparams for row in ranking.sort(members)
                 if row.status in _DONE and ranking.value(row) is not None]
+        from hparams_lab.core import (
+            edges as edge_rule,  # only for logs that declare domains
+        )
+
         found = edge_rule.find_edges({name: domain for name, (domain, _) in domains.items()},
                                      edge_rule.distinct(done))
         prefix = "warning: " + (f"experiment {experiment}: " if len(experiments) > 1 else "")
@@ -58,10 +60,9 @@ def review_notes(rows, logs, ranking):
 def config_intervals(configs):
     """{hparam: (min, max)} of the interval domains hparams_config records declare; the first wins."""
     found = {}
-    for config in configs:
-        for info in config.hparam_infos:
-            if info.HasField("domain_interval") and info.name not in found:
-                found[info.name] = (info.domain_interval.min_value, info.domain_interval.max_value)
+    for config in configs:  # review.events.Config: intervals as [name, min, max], declared order
+        for name, low, high in config.intervals:
+            found.setdefault(name, (low, high))
     return found
 
 
@@ -88,6 +89,8 @@ def declared_domains(logs, experiment, rows, intervals):
 def _domain_of(name, spec):
     """An experiment.json entry as core.space reads it, if it is an interval; None otherwise or if invalid.
     Read alone, so a condition (when) on another hparam is left out: only the domain matters here."""
+    from hparams_lab.core.space import IntInterval, RealInterval, Space
+
     if isinstance(spec, dict):
         spec = {key: value for key, value in spec.items() if key != "when"}
     try:
@@ -98,6 +101,8 @@ def _domain_of(name, spec):
 
 
 def _config_domain(low, high, values):
+    from hparams_lab.core.space import IntInterval, RealInterval
+
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         return None
     whole = low.is_integer() and high.is_integer() and all(

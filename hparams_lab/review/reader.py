@@ -14,28 +14,16 @@ import json
 import math
 import os
 import stat
-import struct
 from dataclasses import dataclass, field
 
 from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import DIRECTIONS, higher_is_better
 from hparams_lab.core.trial import TrialStatus
-from hparams_lab.review.tfrecord import read_record_files
 
-# The constants of tensorboard.plugins.hparams.metadata, whose import costs
-# 0.15 s; tests/test_review_model.py pins them to tensorboard's values.
-HPARAMS_PREFIX = "_hparams_/"
-EXPERIMENT_TAG = "_hparams_/experiment"
-SESSION_START_TAG = "_hparams_/session_start_info"
-SESSION_END_TAG = "_hparams_/session_end_info"
 EXPERIMENT_FILE = "experiment.json"
 TRIAL_FILE = "trial.json"
 MAX_JSON_BYTES = 16 * 1024 * 1024  # experiment.json and trial.json are a few KB; larger ones are not read
-
-# Scalar tensors: dtype enum -> struct format of tensor_content and the repeated field to read.
-_TENSOR_SCALARS = {1: ("<f", "float_val"), 2: ("<d", "double_val"), 3: ("<i", "int_val"),
-                   9: ("<q", "int64_val"), 19: ("<e", "half_val")}
-_NOT_SCALARS = {"hparams", "histograms", "images", "audio", "text", "pr_curves", "graph_keras_model"}
+NOT_EVENTS = "skipped records that are not events"
 
 
 class Series:
@@ -57,19 +45,43 @@ class Series:
         if value < self.low:
             self.low, self.low_step = value, step
 
+    @classmethod
+    def start(cls, stats):
+        """The Series of a run's first file's points of the tag (its events.Stats tuple): as if
+        they were added one by one (a NaN first point stays the best, as add leaves it)."""
+        series = cls.__new__(cls)
+        series.count, first_step, first, series.last_step, series.last, high_step, high, low_step, low = stats
+        if high_step is None or math.isnan(first):
+            series.high = series.low = first
+            series.high_step = series.low_step = first_step
+        else:
+            series.high, series.high_step, series.low, series.low_step = high, high_step, low, low_step
+        return series
+
+    def merge(self, stats):
+        """Add the points of a later file (its events.Stats tuple), as add would one by one."""
+        count, _, _, self.last_step, self.last, high_step, high, low_step, low = stats
+        self.count += count
+        if high_step is not None:
+            if high > self.high:
+                self.high, self.high_step = high, high_step
+            if low < self.low:
+                self.low, self.low_step = low, low_step
+
     def best(self, maximize):
         return (self.high, self.high_step) if maximize else (self.low, self.low_step)
 
 
-@dataclass
 class RunData:
-    """What one run directory's event files say."""
+    """What one run directory's event files say (a plain class: one is made per run)."""
 
-    hparams: dict | None = None  # from session_start_info; None if not a session
-    status: TrialStatus | None = None  # from session_end_info
-    experiment: object = None  # tensorboard.hparams.Experiment, when the run holds a config
-    scalars: dict = field(default_factory=dict)  # tag -> Series
-    plugins: dict = field(default_factory=dict)  # tag -> plugin name, from its first metadata
+    __slots__ = ("experiment", "hparams", "scalars", "status")
+
+    def __init__(self):
+        self.hparams = None  # from session_start_info; None if not a session
+        self.status = None  # TrialStatus, from session_end_info
+        self.experiment = None  # events.Config (an hparams_config's names, metrics, intervals), if it holds one
+        self.scalars = {}  # tag -> Series
 
 
 @dataclass(frozen=True)
@@ -98,20 +110,33 @@ class Logs:
     directions: dict = field(default_factory=dict)  # metric key -> higher is better, as experiment.json records
     classes: list | None = None  # the class names (labels 0..n-1) experiment.json records, if one set for all
     spaces: dict = field(default_factory=dict)  # experiment name -> experiment.json's "space", as read (review.notes)
-    configs: list = field(default_factory=list)  # the hparams_config records (tensorboard Experiment protos)
+    configs: list = field(default_factory=list)  # the hparams_config records (review.events.Config)
 
 
-def load(logdir):
-    """Every session under logdir as a Row. UserError if there is nothing to review."""
+def load(logdir, cache=False):
+    """Every session under logdir as a Row. UserError if there is nothing to review.
+
+    cache: keep and use a summary of each event file in the user's cache directory
+    (review.cache; never in the logdir), as the review command does unless told not to.
+    """
     logdir = os.path.abspath(logdir)
     if not os.path.isdir(logdir):
         raise UserError(f"review: no such directory: {logdir}")
-    tree = walk_logs(logdir)
+    summaries = None
+    if cache:
+        from hparams_lab.review import cache as summary_cache
+
+        summaries = summary_cache.open_cache(os.path.realpath(logdir))
+    # Event files are stat'ed only for a cache that has entries to check; else their identity
+    # comes from reading them.
+    tree = walk_logs(logdir, stats=summaries is not None and bool(summaries.old))
     if not tree.event_files:
         if tree.warnings:
             raise UserError(f"review: no TensorBoard event files under {logdir} ({'; '.join(tree.warnings)})")
         raise UserError(f"review: no TensorBoard event files under {logdir}")
-    runs, warnings = read_runs(tree.event_files)
+    runs, warnings = read_runs(tree.event_files, summaries, tree.identities)
+    if summaries is not None:
+        summaries.save()
     warnings[:0] = tree.warnings
     rows = build_rows(logdir, runs, tree, warnings)
     if not rows:
@@ -130,228 +155,194 @@ class LogTree:
     experiment_files: set  # dirs holding an experiment.json
     trial_files: set  # dirs holding a trial.json
     warnings: list = field(default_factory=list)  # what the walk skipped and why
+    root: str = ""  # the real path of the logdir
+    # event file path -> (its real path below root, (size, mtime_ns, ino, dev) or None if not stat'ed)
+    identities: dict = field(default_factory=dict)
 
 
-def walk_logs(logdir):
+def walk_logs(logdir, stats=True):
     """The event, experiment and trial files under logdir, in bounded time whatever it holds.
 
     Iterative (no limit on depth). Only regular files are taken: FIFOs, sockets and devices
     are never opened. Symlinks are followed only inside the tree: a file's if its real path
     is in it, a directory's if its real directory has not been walked yet (real directories
     come first, so a link to one in the tree adds nothing, and a loop ends at once).
+    stats: stat each event file (for its identity), else tell files by their directory entry.
     """
     root = os.path.realpath(logdir)
-    tree = LogTree({}, set(), set())
+    tree = LogTree({}, set(), set(), root=root)
     try:
         start = os.stat(logdir)
     except OSError as error:
         tree.warnings.append(f"{logdir}: not walked ({_reason(error)})")
         return tree
+    prefix = root.rstrip(os.sep) + os.sep
     seen = {(start.st_dev, start.st_ino)}
-    stack, linked = [logdir], []
+    stack, linked, warnings = [(logdir, root)], [], tree.warnings
     while stack or linked:
         if not stack:  # every real directory walked: now the symlinked ones not met that way
-            directory, key = linked.pop(0)
+            directory, real, key = linked.pop(0)
             if key in seen:
                 continue
             seen.add(key)
         else:
-            directory = stack.pop()
-        subdirs, links = [], []
-        for name, kind in _entries(directory, root, tree.warnings):
-            path = os.path.join(directory, name)
-            if isinstance(kind, tuple):  # a symlinked directory in the tree: (st_dev, st_ino)
-                links.append((path, kind))
-            elif kind == "dir":
-                subdirs.append(path)
-            elif kind == "file":
-                if "tfevents" in name:
-                    tree.event_files.setdefault(directory, []).append(path)
-                elif name == EXPERIMENT_FILE:
-                    tree.experiment_files.add(directory)
-                elif name == TRIAL_FILE:
-                    tree.trial_files.add(directory)
-        fresh = []
-        for path in subdirs:  # a bind mount can make a loop of real directories too
+            directory, real = stack.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=_NAME)
+        except OSError as error:
+            warnings.append(f"{directory}: not walked ({_reason(error)})")
+            continue
+        fresh, below, real_below = [], _joining(directory), _joining(real)
+        for entry in entries:  # the entry's type, where the file system gives it, costs no call
+            name = entry.name
             try:
-                info = os.stat(path)
-            except OSError:
+                if entry.is_dir(follow_symlinks=False):  # a bind mount can make a loop of real directories
+                    info = entry.stat(follow_symlinks=False)
+                    if (info.st_dev, info.st_ino) not in seen:
+                        seen.add((info.st_dev, info.st_ino))
+                        fresh.append((below + name, real_below + name))
+                    continue
+                link = entry.is_symlink()
+                event = "tfevents" in name
+                if not (link or event or name == EXPERIMENT_FILE or name == TRIAL_FILE):
+                    continue
+                path = below + name
+                if link:
+                    followed = _followed(path, name, root, warnings)
+                    if followed is None:
+                        continue
+                    kind, info, target = followed
+                    if kind == "link":
+                        linked.append((path, target, (info.st_dev, info.st_ino)))
+                        continue
+                elif entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False) if stats and event else None
+                    target = None
+                else:
+                    warnings.append(f"{path}: skipped, not a regular file")
+                    continue
+            except OSError as error:
+                if "tfevents" in name or name in (EXPERIMENT_FILE, TRIAL_FILE):
+                    warnings.append(f"{below + name}: skipped ({_reason(error)})")
                 continue
-            if (info.st_dev, info.st_ino) not in seen:
-                seen.add((info.st_dev, info.st_ino))
-                fresh.append(path)
+            if event:
+                tree.event_files.setdefault(directory, []).append(path)
+                tree.identities[path] = ((target or real_below + name)[len(prefix):], info and (
+                    info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev))
+            elif name == EXPERIMENT_FILE:
+                tree.experiment_files.add(directory)
+            elif name == TRIAL_FILE:
+                tree.trial_files.add(directory)
         stack.extend(reversed(fresh))
-        linked.extend(links)
     return tree
 
 
-def _entries(directory, root, warnings):
-    """(name, kind) of directory's entries in name order; kind is "dir", "file" (regular),
-    (st_dev, st_ino) for a symlinked directory inside root, or None: skipped."""
+def _NAME(entry):
+    return entry.name
+
+
+def _joining(directory):
+    """What os.path.join(directory, name) puts before a name."""
+    return directory if directory.endswith(os.sep) else directory + os.sep
+
+
+def _followed(path, name, root, warnings):
+    """A symlink in the walk: ("link", stat, real path) for a directory inside root, ("file",
+    stat, real path) for a regular file inside root, else None (with a warning where due)."""
+    wanted = "tfevents" in name or name in (EXPERIMENT_FILE, TRIAL_FILE)
     try:
-        with os.scandir(directory) as entries:
-            entries = sorted(entries, key=lambda entry: entry.name)
-    except OSError as error:
-        warnings.append(f"{directory}: not walked ({_reason(error)})")
-        return
-    for entry in entries:
-        name, path = entry.name, entry.path
-        wanted = "tfevents" in name or name in (EXPERIMENT_FILE, TRIAL_FILE)
         try:
-            if not entry.is_symlink():
-                info = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(info.st_mode):
-                    yield name, "dir"
-                elif stat.S_ISREG(info.st_mode):
-                    yield name, "file"
-                elif wanted:
-                    warnings.append(f"{path}: skipped, not a regular file")
-                continue
-            try:
-                info = os.stat(path)
-            except OSError as error:
-                warnings.append(f"{path}: skipped, a broken symlink ({_reason(error)})")
-                continue
-            real = os.path.realpath(path)
-            if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
-                if wanted or stat.S_ISDIR(info.st_mode):
-                    warnings.append(f"{path}: skipped, a symlink leading out of the logdir")
-                continue
+            info = os.stat(path)
         except OSError as error:
-            if wanted:
-                warnings.append(f"{path}: skipped ({_reason(error)})")
-            continue
-        if stat.S_ISDIR(info.st_mode):
-            yield name, (info.st_dev, info.st_ino)
-        elif stat.S_ISREG(info.st_mode):
-            yield name, "file"
-        elif wanted:
-            warnings.append(f"{path}: skipped, not a regular file")
+            warnings.append(f"{path}: skipped, a broken symlink ({_reason(error)})")
+            return None
+        real = os.path.realpath(path)
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+            if wanted or stat.S_ISDIR(info.st_mode):
+                warnings.append(f"{path}: skipped, a symlink leading out of the logdir")
+            return None
+    except OSError as error:
+        if wanted:
+            warnings.append(f"{path}: skipped ({_reason(error)})")
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        return "link", info, real
+    if stat.S_ISREG(info.st_mode):
+        return ("file", info, real) if wanted else None
+    if wanted:
+        warnings.append(f"{path}: skipped, not a regular file")
+    return None
 
 
 def _reason(error):
     return error.strerror or error.__class__.__name__
 
 
-def read_runs(event_files):
-    """{run dir: RunData} and the warnings met (one per damaged file)."""
+def read_runs(event_files, cache=None, identities=None):
+    """{run dir: RunData} and the warnings met (one per damaged file).
+
+    With a review.cache.Cache and the tree's identities, files whose summary it holds for
+    their real path, size, mtime and inode are not read; those read are given to it.
+    """
     paths = [path for paths in event_files.values() for path in paths]
-    record_files = iter(read_record_files(paths))
-    runs, warnings = {}, []
+    summaries, warnings = read_summaries(paths, cache, identities or {}), []
+    runs, at = {}, 0
     for directory, paths in event_files.items():
         run = runs[directory] = RunData()
-        for _ in paths:  # several files of one run merge, in file-name order
-            record_file = next(record_files)
-            if record_file.warning:
-                warnings.append(record_file.warning)
-            if _decode_events(record_file.records, run):
-                warnings.append(f"{record_file.path}: skipped records that are not events")
+        for path in paths:  # several files of one run merge, in file-name order
+            summary, warning = summaries[at]
+            at += 1
+            if warning:
+                warnings.append(f"{path}: {warning}")
+            if summary.undecodable:
+                warnings.append(f"{path}: {NOT_EVENTS}")
+            _merge(run, summary)
     return runs, warnings
 
 
-def _decode_events(records, run):
-    """Fold records into run; return how many could not be decoded."""
-    from google.protobuf.message import DecodeError
-    from tensorboard.compat.proto.event_pb2 import Event
+def read_summaries(paths, cache=None, identities=None):
+    """(events.FileSummary, warning about the file without its path, or None) for each path."""
+    results = [None] * len(paths)
+    missing = []
+    for index, path in enumerate(paths):
+        identity = identities.get(path) if cache is not None else None
+        found = cache.get(*identity) if identity is not None and identity[1] is not None else None
+        if found is None:
+            missing.append(index)
+        else:
+            results[index] = found
+    if missing:
+        from hparams_lab.review.events import summarize
+        from hparams_lab.review.tfrecord import read_batches
 
-    parse, undecodable, scalars, readers = Event.FromString, 0, run.scalars, {}
-    for record in records:
-        try:
-            event = parse(record)
-        except DecodeError:
-            undecodable += 1
-            continue
-        for value in event.summary.value:
-            tag = value.tag
-            # How to read a tag is decided by its first value: TF2 writes a
-            # tag's plugin metadata only once.
-            reader = readers.get(tag) or readers.setdefault(tag, _reader_for(tag, value))
-            number = reader(value, run)
-            if number is None:
-                continue
-            series = scalars.get(tag)
-            if series is None:
-                scalars[tag] = Series(event.step, number)
-            else:
-                series.add(event.step, number)
-    return undecodable
-
-
-def _reader_for(tag, value):
-    """A function (value, run) -> float or None for the values of this tag."""
-    if tag.startswith(HPARAMS_PREFIX):
-        return _read_hparams_record
-    kind = value.WhichOneof("value")
-    if kind == "simple_value":  # TF1, tensorboardX, PyTorch
-        return _read_simple_value
-    plugin = value.metadata.plugin_data.plugin_name
-    layout = _TENSOR_SCALARS.get(value.tensor.dtype)
-    if kind != "tensor" or plugin in _NOT_SCALARS or layout is None:
-        return _ignore
-    if any(dim.size != 1 for dim in value.tensor.tensor_shape.dim):
-        return _ignore
-    return _tensor_reader(*layout)
+        at = iter(missing)
+        for batch in read_batches([paths[index] for index in missing]):
+            for file, summary in zip(batch.files, summarize(batch)):
+                index = next(at)
+                warning = file.warning[len(file.path) + 2:] if file.warning else None
+                results[index] = (summary, warning)
+                identity = identities.get(paths[index]) if cache is not None else None
+                if identity is not None and file.stat is not None and identity[1] in (None, file.stat):
+                    cache.put(identity[0], file.stat, summary, warning)
+    return results
 
 
-def _read_simple_value(value, run):
-    return value.simple_value
-
-
-def _ignore(value, run):
-    return None
-
-
-def _tensor_reader(form, repeated):
-    unpack, size = struct.Struct(form).unpack, struct.calcsize(form)
-
-    def read(value, run):
-        tensor = value.tensor
-        content = tensor.tensor_content
-        if len(content) == size:
-            return float(unpack(content)[0])
-        values = getattr(tensor, repeated)
-        if len(values) != 1 or content:
-            return None
-        if repeated == "half_val":  # float16 bits carried in an int32
-            return float(struct.unpack("<e", struct.pack("<H", values[0]))[0])
-        return float(values[0])
-
-    return read
-
-
-def _read_hparams_record(value, run):
-    from google.protobuf.message import DecodeError
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-
-    tag = value.tag
-    try:
-        data = HParamsPluginData.FromString(value.metadata.plugin_data.content)
-    except DecodeError:
-        return
-    if tag == SESSION_START_TAG and data.HasField("session_start_info"):
-        run.hparams = {name: _hparam_value(v) for name, v in data.session_start_info.hparams.items()}
-    elif tag == SESSION_END_TAG and data.HasField("session_end_info"):
-        run.status = TrialStatus.from_tensorboard(data.session_end_info.status)
-    elif tag == EXPERIMENT_TAG and data.HasField("experiment"):
-        run.experiment = data.experiment
-    return None  # not a scalar
-
-
-def _hparam_value(value):
-    """A google.protobuf.Value as the Python value it was logged as."""
-    kind = value.WhichOneof("kind")
-    if kind == "number_value":
-        return value.number_value
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind is None or kind == "null_value":
-        return None
-    from google.protobuf.json_format import MessageToDict
-
-    # Lists and structs (rare) become their JSON text: hparam values must stay hashable.
-    return json.dumps(MessageToDict(value), sort_keys=True)
+def _merge(run, summary):
+    """Fold one file's summary into its run, after the run's earlier files."""
+    if summary.hparams is not None:
+        run.hparams = dict(summary.hparams)
+    if summary.status is not None:
+        run.status = summary.status
+    if summary.experiment is not None:
+        run.experiment = summary.experiment
+    scalars = run.scalars
+    for tag, stats in summary.series.items():
+        series = scalars.get(tag)
+        if series is None:
+            scalars[tag] = Series.start(stats)
+        else:
+            series.merge(stats)
 
 
 def build_rows(logdir, runs, tree, warnings):
@@ -395,12 +386,19 @@ def _row_status(session_status, recorded):
 
 def _nearest(directory, candidates, logdir, include_self):
     """The closest of candidates among directory's ancestors up to logdir."""
-    current = directory if include_self else (None if directory == logdir else os.path.dirname(directory))
+    current = directory if include_self else (None if directory == logdir else _parent(directory))
     while current is not None:
         if current in candidates:
             return current
-        current = None if current == logdir else os.path.dirname(current)
+        current = None if current == logdir else _parent(current)
     return None
+
+
+def _parent(path):
+    """os.path.dirname of a path below the logdir, as the walk makes them (no trailing or
+    doubled separators), without its generality."""
+    cut = path.rfind(os.sep)
+    return path[:cut] if cut > 0 else path[:cut + 1]
 
 
 def _relative(directory, base):
@@ -428,19 +426,28 @@ def _read_json(path, warnings):
     except OSError as error:
         warnings.append(f"{path}: ignored, not readable ({_reason(error)})")
         return {}
-    with open(fd, "rb") as file:
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                warnings.append(f"{path}: ignored, not a regular file")
-                return {}
-            if info.st_size > MAX_JSON_BYTES:
-                warnings.append(f"{path}: ignored, {info.st_size} bytes: over {MAX_JSON_BYTES >> 20} MiB")
-                return {}
-            text = file.read(MAX_JSON_BYTES + 1)
-        except OSError as error:
-            warnings.append(f"{path}: ignored, not readable ({_reason(error)})")
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            warnings.append(f"{path}: ignored, not a regular file")
             return {}
+        if info.st_size > MAX_JSON_BYTES:
+            warnings.append(f"{path}: ignored, {info.st_size} bytes: over {MAX_JSON_BYTES >> 20} MiB")
+            return {}
+        chunks, size = [], 0
+        while size <= MAX_JSON_BYTES:  # to the end, or past the limit if it grew
+            want = min(MAX_JSON_BYTES + 1 - size, max(info.st_size + 1 - size, 1 << 12))
+            chunk = os.read(fd, want)
+            chunks.append(chunk)
+            size += len(chunk)
+            if len(chunk) < want:  # the end (a regular file reads short only there)
+                break
+        text = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except OSError as error:
+        warnings.append(f"{path}: ignored, not readable ({_reason(error)})")
+        return {}
+    finally:
+        os.close(fd)
     if len(text) > MAX_JSON_BYTES:
         warnings.append(f"{path}: ignored, over {MAX_JSON_BYTES >> 20} MiB")
         return {}
@@ -476,9 +483,8 @@ def _columns(rows, runs):
     declared_hparams, declared_metrics = [], []
     for run in runs.values():
         if run.experiment is not None:
-            declared_hparams += [info.name for info in run.experiment.hparam_infos]
-            declared_metrics += [_metric_key(info.name.group, info.name.tag)
-                                 for info in run.experiment.metric_infos]
+            declared_hparams += run.experiment.hparam_names
+            declared_metrics += [_metric_key(group, tag) for group, tag in run.experiment.metrics]
     names = {name for row in rows for name in row.hparams}
     keys = {key for row in rows for key in row.series}
     return _ordered(declared_hparams, names), _ordered(declared_metrics, keys)

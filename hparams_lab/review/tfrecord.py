@@ -5,7 +5,9 @@ A record on disk is: uint64 length, uint32 masked CRC32C of those 8 bytes,
 
 Files are framed one by one, then the checksums of many files are verified
 in one numpy batch: a pure-Python CRC32C runs at about 13 MB/s, which alone
-would break review's one-second budget on a thousand runs (BENCHMARKS.md).
+would break review's budget on a thousand runs (BENCHMARKS.md). A batch
+keeps the records where they lie in the joined bytes of its files (a start
+and a length each), so that review.events can decode them in numpy too.
 Data checksums are verified for records up to 64 KiB: every scalar and
 hparams record is far smaller, while the large ones (images, audio, graphs)
 are never read by review and would cost seconds in pure Python. Length
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 _POLYNOMIAL = 0x82F63B78  # CRC-32C (Castagnoli), reflected
 _MASK_DELTA = 0xA282EAD8
 _LENGTH = struct.Struct("<Q")
-_CRC = struct.Struct("<I")
+_HEADER = struct.Struct("<QI")  # a record's length and the masked CRC32C of those 8 bytes
 # Below this many records of similar length, the numpy set-up costs more than it saves.
 _MIN_BATCH = 64
 _MAX_CHECKED_RECORD = 64 * 1024  # larger records: length checked, data not (see above)
@@ -80,118 +82,253 @@ class RecordFile:
     warning: str | None = None
 
 
-@dataclass
+class FileRecords:
+    """One file of a Batch: its sound records are the batch's records first .. first + count - 1."""
+
+    __slots__ = ("count", "first", "path", "stat", "warning")
+
+    def __init__(self, path, first, count, warning=None, stat=None):
+        self.path, self.first, self.count, self.warning = path, first, count, warning
+        self.stat = stat  # (st_size, st_mtime_ns, st_ino, st_dev) of the file as opened, if it was
+
+
+class Batch:
+    """Files read together: their bytes joined, and where each record whose checksums hold lies.
+
+    starts/lengths (numpy int64) locate the data of each sound record in `data`, files in the
+    order given and records in file order; `array` is `data` as numpy uint8.
+    """
+
+    __slots__ = ("array", "data", "files", "lengths", "starts")
+
+    def __init__(self, data, array, starts, lengths, files):
+        self.data, self.array, self.starts, self.lengths, self.files = data, array, starts, lengths, files
+
+    def record(self, index):
+        start = int(self.starts[index])
+        return self.data[start:start + int(self.lengths[index])]
+
+
 class _Framing:
     """Records of one file found by trusting their lengths; checksums not yet verified."""
 
-    path: str
-    offsets: list  # where each record starts in the buffer of all files
-    records: list
-    stop_note: str | None = None  # damage seen while framing: a bad length
-    unread: str | None = None  # why the file (or its rest) could not be read
-    too_large: int = 0  # records over _MAX_RECORD, skipped without reading them
+    __slots__ = ("base", "have", "lengths", "offsets", "path", "size", "stat", "stop_note", "too_large", "unread",
+                 "whole")
+
+    def __init__(self, path):
+        self.path = path
+        self.offsets, self.lengths = [], []  # where each record starts in the buffer of all files, its length
+        self.stop_note = None  # damage seen while framing: a bad length
+        self.unread = None  # why the file (or its rest) could not be read
+        self.too_large = 0  # records over _MAX_RECORD, skipped without reading them
+        self.stat = None
+        self.whole = False  # read whole and not framed yet: its bytes are the buffer's have bytes from base
+        self.base = self.have = self.size = 0
 
 
 def read_record_files(paths):
     """RecordFile for each path, in the order given, checksums verified."""
     files = []
-    for batch in _batches_by_size(paths):
-        files += _read_batch(batch)
+    for batch in read_batches(paths):
+        files += [RecordFile(file.path, [batch.record(index) for index in range(file.first, file.first + file.count)],
+                             file.warning) for file in batch.files]
     return files
 
 
-def _batches_by_size(paths):
-    batch, size = [], 0
+def read_batches(paths):
+    """A Batch per group of files of at most about _BATCH_BYTES, in the order given."""
+    pending, size, base = [], 0, 0
     for path in paths:
-        try:
-            # A sparse or zero-filled file may claim gigabytes it will never be read for:
-            # count at most one batch's worth of it.
-            file_size = min(os.path.getsize(path), _BATCH_BYTES)
-        except OSError:
-            file_size = 0
-        if batch and size + file_size > _BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(path)
+        buffer, framing = _read_file(path, base)
+        # A sparse or zero-filled file may claim gigabytes it will never be read for:
+        # count at most one batch's worth of it.
+        file_size = min(framing.stat[0], _BATCH_BYTES) if framing.stat else 0
+        if pending and size + file_size > _BATCH_BYTES:
+            yield _read_batch(pending)
+            framing.base -= base
+            framing.offsets = [offset - base for offset in framing.offsets]
+            pending, size, base = [], 0, 0
+        pending.append((buffer, framing))
         size += file_size
-    if batch:
-        yield batch
+        base += len(buffer)
+    if pending:
+        yield _read_batch(pending)
 
 
-def _read_batch(paths):
+def _read_batch(files_read):
+    """The Batch of files read: [(bytes, _Framing)], each file's bytes at its framing's base."""
     import numpy as np  # here, not at module level: `review --help` should stay quick
 
-    buffers, framings, base = [], [], 0
-    for path in paths:
-        buffer, framing = _read_framed(path, base)
-        buffers.append(buffer)
-        framings.append(framing)
-        base += len(buffer)
-    everything = np.frombuffer(b"".join(buffers) or b"\0", dtype=np.uint8)
-    offsets = np.array([o for f in framings for o in f.offsets], dtype=np.int64)
-    lengths = np.array([len(r) for f in framings for r in f.records], dtype=np.int64)
-    checked = lengths <= _MAX_CHECKED_RECORD
-    data_sound = np.ones(len(lengths), dtype=bool)
-    data_sound[checked] = _checks_pass(everything, offsets[checked] + 12, lengths[checked])
-    data_sound = data_sound.tolist()
-    files, start = [], 0
-    for framing in framings:
-        stop = start + len(framing.records)
-        files.append(_verified(framing, data_sound[start:stop]))
-        start = stop
-    return files
+    framings = [framing for _, framing in files_read]
+    data = b"".join([*(buffer for buffer, _ in files_read), bytes(16)])  # 16 to spare: _frame_files
+    array = np.frombuffer(data, dtype=np.uint8)
+    file_of, offsets, lengths = _frame_files(array, data, framings)
+    sound = np.ones(len(lengths), dtype=bool)
+    checked = np.flatnonzero(lengths <= _MAX_CHECKED_RECORD)
+    if len(checked):
+        sound[checked] = _checks_pass(array, offsets[checked] + 12, lengths[checked])
+    bad = np.bincount(file_of[~sound], minlength=len(framings)).tolist()
+    kept = np.flatnonzero(sound)
+    read = np.bincount(file_of[kept], minlength=len(framings)).tolist()
+    files, first = [], 0
+    for framing, skipped, count in zip(framings, bad, read):
+        files.append(FileRecords(framing.path, first, count, _warning(framing, skipped, count), framing.stat))
+        first += count
+    return Batch(data, array, offsets[kept] + 12, lengths[kept], files)
 
 
-def _read_framed(path, base):
-    """(the bytes of the records framed, their framing) for one file, read a chunk at a time.
+def _read_file(path, base):
+    """(bytes, _Framing) of one file, whose bytes will be at base in the buffer of all files.
 
-    Length checksums are verified while framing, so a zero-filled or sparse file is
-    abandoned at its first bad length after one chunk, however large it claims to be.
-    Only a regular file is read: a FIFO, socket or device met here (a race with the
-    directory walk) is opened without blocking and left unread.
+    A file of at most _CHUNK bytes is read whole, to be framed with the others (_frame_files);
+    a larger one a chunk at a time, framing as it comes and keeping only the records' bytes.
+    Length checksums are verified while framing, so a zero-filled or sparse file is abandoned
+    at its first bad length after one chunk, however large it claims to be. Only a regular
+    file is read: a FIFO, socket or device met here (a race with the directory walk) is
+    opened without blocking and left unread.
     """
-    framing = _Framing(str(path), [], [])
+    framing = _Framing(str(path))
     try:
         fd = os.open(path, os.O_RDONLY | _NONBLOCK)
     except OSError as error:
         framing.unread = f"not readable ({error.strerror or error.__class__.__name__})"
         return b"", framing
-    with open(fd, "rb", buffering=0) as file:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             framing.unread = "not a regular file"
             return b"", framing
-        size, kept, pieces, rest, at, want = info.st_size, 0, [], b"", 0, _CHUNK
-        try:
-            while True:  # rest: the bytes read but not framed yet, from file offset `at`
-                chunk = file.read(want)
-                if not chunk:
-                    break
-                buffer = rest + chunk if rest else chunk
-                position, outcome = _frame(buffer, framing, base + kept, size - at, at)
-                if position:
-                    pieces.append(buffer[:position])
-                    kept += position
-                at += position
-                rest, want = buffer[position:], _CHUNK
-                if outcome is _STOP:
-                    break
-                if outcome is not _MORE:  # a record too large to be read: skip past it
-                    framing.too_large += 1
-                    at += outcome
-                    file.seek(at)
-                    rest = b""
-                elif len(rest) >= 12:  # read the rest of the pending record at once
-                    want = max(_CHUNK, 16 + _LENGTH.unpack_from(rest)[0] - len(rest))
-        except OSError as error:
-            framing.unread = f"read failed ({error.strerror or error.__class__.__name__})"
+        framing.stat = (info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
+        if info.st_size <= _CHUNK:
+            pieces, have = [], 0
+            try:
+                while have < info.st_size:  # what fstat says: asking for more costs a large allocation
+                    chunk = os.read(fd, info.st_size - have)
+                    if not chunk:
+                        break
+                    pieces.append(chunk)
+                    have += len(chunk)
+            except OSError as error:
+                framing.unread = f"read failed ({error.strerror or error.__class__.__name__})"
+            buffer = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            framing.whole, framing.base, framing.have, framing.size = True, base, len(buffer), info.st_size
+            return buffer, framing
+        return _read_framed(fd, info.st_size, framing, base)
+    finally:
+        os.close(fd)
+
+
+def _read_framed(fd, size, framing, base):
+    """The bytes of the records of a large file, read and framed a chunk at a time."""
+    kept, pieces, rest, at, want = 0, [], b"", 0, _CHUNK
+    try:
+        while True:  # rest: the bytes read but not framed yet, from file offset `at`
+            chunk = os.read(fd, want)
+            if not chunk:
+                break
+            buffer = rest + chunk if rest else chunk
+            position, outcome = _frame(buffer, framing, base + kept, size - at, at)
+            if position:
+                pieces.append(buffer[:position])
+                kept += position
+            at += position
+            rest, want = buffer[position:], _CHUNK
+            if outcome is _STOP:
+                break
+            if outcome is not _MORE:  # a record too large to be read: skip past it
+                framing.too_large += 1
+                at += outcome
+                os.lseek(fd, at, os.SEEK_SET)
+                rest = b""
+            elif len(rest) >= 12:  # read the rest of the pending record at once
+                want = max(_CHUNK, 16 + _LENGTH.unpack_from(rest)[0] - len(rest))
+    except OSError as error:
+        framing.unread = f"read failed ({error.strerror or error.__class__.__name__})"
     return b"".join(pieces), framing
+
+
+_LOCKSTEP = 256  # frame files side by side while at least this many have records left
+
+
+def _frame_files(array, data, framings):
+    """(file index, offset, length) of every record of the framings' files, in file order then
+    record order, as numpy int64 arrays; files read whole are framed here.
+
+    Files read whole are framed side by side, one record of each a step, in numpy, while
+    enough of them have records left; the rest record by record in Python (_frame). Both
+    stop a file where _frame would: at a bad length checksum (noted), at fewer than 12
+    bytes left, or at a record running past the end (a record still being written).
+    """
+    import numpy as np
+
+    whole = [index for index, framing in enumerate(framings) if framing.whole]
+    pieces = [([index] * len(framing.offsets), framing.offsets, framing.lengths)
+              for index, framing in enumerate(framings) if not framing.whole and framing.offsets]
+    if whole:
+        from numpy.lib.stride_tricks import as_strided
+
+        # Each lane: its file, where its next record starts, where the bytes read and the
+        # file (as fstat gave it) end; kept only for files with records left.
+        lane = np.array(whole, dtype=np.int64)
+        starts = np.array([framings[index].base for index in whole], dtype=np.int64)
+        at = starts.copy()
+        have = starts + np.array([framings[index].have for index in whole], dtype=np.int64)
+        ends = np.minimum(have, starts + np.array([framings[index].size for index in whole], dtype=np.int64))
+        headers = as_strided(array, shape=(len(array) - 15, 16), strides=(1, 1), writeable=False)
+        while len(lane) >= _LOCKSTEP:
+            readable = have - at >= 12
+            if not readable.all():
+                lane, starts, at, have, ends = lane[readable], starts[readable], at[readable], have[readable], \
+                    ends[readable]
+            rows = headers[at]  # 16 bytes from each record's start (the data holds 16 to spare at its end)
+            length = rows.view("<u8")[:, 0]
+            sound = _length_checks(rows.view("<u4"))
+            room = ends - at - 16
+            fits = sound & (room >= 0) & (length <= np.maximum(room, 0).astype(np.uint64))
+            if not sound.all():
+                for index, where in zip(lane[~sound].tolist(), (at[~sound] - starts[~sound]).tolist()):
+                    framings[index].stop_note = f"bad length checksum at byte {where}"
+            if not fits.all():
+                lane, starts, at, have, ends, length = lane[fits], starts[fits], at[fits], have[fits], ends[fits], \
+                    length[fits]
+            length = length.astype(np.int64)
+            pieces.append((lane, at, length))
+            at = at + 16 + length
+        position = dict(zip(lane.tolist(), at.tolist()))
+        for index, at in position.items():  # the last few files, record by record
+            framing = framings[index]
+            end = framing.base + framing.have
+            rest = _Framing(framing.path)
+            _frame(data[at:end], rest, at, framing.size - (at - framing.base), at - framing.base)
+            framing.stop_note = rest.stop_note
+            if rest.offsets:
+                pieces.append(([index] * len(rest.offsets), rest.offsets, rest.lengths))
+    if not pieces:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    file_of, offsets, lengths = (np.concatenate([np.asarray(piece[n], dtype=np.int64) for piece in pieces])
+                                 for n in range(3))
+    order = np.argsort(file_of, kind="stable")  # the pieces of a file are in record order
+    return file_of[order], offsets[order], lengths[order]
+
+
+def _length_checks(words):
+    """For each record header (rows of little-endian uint32 words: its length's two, then its
+    checksum), whether the length's checksum holds."""
+    import numpy as np
+
+    low, high = _word_tables()
+    register = words[:, 0] ^ np.uint32(0xFFFFFFFF)
+    register = np.take(low, register & 0xFFFF) ^ np.take(high, register >> 16)
+    register ^= words[:, 1]
+    crcs = (np.take(low, register & 0xFFFF) ^ np.take(high, register >> 16)) ^ np.uint32(0xFFFFFFFF)
+    return ((crcs >> 15) | (crcs << 17)) + np.uint32(_MASK_DELTA) == words[:, 2]
 
 
 def frame_records(path, buffer, base=0):
     """Split a whole file's bytes into records by their lengths, each length's checksum
     verified; stop at a bad length or a cut-short end."""
-    framing = _Framing(str(path), [], [])
+    framing = _Framing(str(path))
     _frame(buffer, framing, base, len(buffer), 0)
     return framing
 
@@ -204,21 +341,22 @@ def _frame(buffer, framing, base, size, file_at):
     in the file, buffer's first byte at base in the buffer of all files read together.
     Return (where framing stopped in buffer, then _STOP, _MORE or, for a record too large
     to read, its whole length: header and checksums included)."""
-    unpack_length, unpack_crc, have, position = _LENGTH.unpack_from, _CRC.unpack_from, len(buffer), 0
+    unpack, known, have, position = _HEADER.unpack_from, _LENGTH_CRCS.get, len(buffer), 0
+    offsets, lengths = framing.offsets, framing.lengths
     while have - position >= 12:
-        (length,) = unpack_length(buffer, position)
-        if _length_crc(length) != unpack_crc(buffer, position + 8)[0]:
+        length, crc = unpack(buffer, position)
+        if known(length) != crc and _length_crc(length) != crc:
             framing.stop_note = f"bad length checksum at byte {file_at + position}"
             return position, _STOP
-        end = position + 12 + length + 4
+        end = position + 16 + length
         if end > size:
             return position, _STOP  # a sound length running past the end: a record still being written
         if length > _MAX_RECORD:
-            return position, 12 + length + 4
+            return position, 16 + length
         if end > have:
             return position, _MORE
-        framing.offsets.append(base + position)
-        framing.records.append(buffer[position + 12:end - 4])
+        offsets.append(base + position)
+        lengths.append(length)
         position = end
     return position, (_STOP if have >= size else _MORE)
 
@@ -236,36 +374,31 @@ def _length_crc(length):
     return crc
 
 
-def _verified(framing, data_sound):
-    records, skipped = [], 0
-    for index, record in enumerate(framing.records):
-        if data_sound[index]:
-            records.append(record)
-        else:
-            skipped += 1
-    if framing.unread and not framing.records and not framing.stop_note:
-        return RecordFile(framing.path, [], f"{framing.path}: skipped: {framing.unread}")
+def _warning(framing, skipped, read):
+    """At most one warning for a file: read records, skipped ones, why it stopped."""
+    if framing.unread and not read and not skipped and not framing.stop_note:
+        return f"{framing.path}: skipped: {framing.unread}"
     notes = [f"{skipped} record(s) with a bad data checksum skipped"] if skipped else []
     if framing.too_large:
         notes.append(f"{framing.too_large} record(s) over {_MAX_RECORD >> 20} MiB skipped unread")
     if framing.stop_note:
-        notes.append(f"{framing.stop_note}; read the {len(records)} record(s) before it")
+        notes.append(f"{framing.stop_note}; read the {read} record(s) before it")
     if framing.unread:
         notes.append(framing.unread)
-    warning = f"{framing.path}: corrupted: {'; '.join(notes)}" if notes else None
-    return RecordFile(framing.path, records, warning)
+    return f"{framing.path}: corrupted: {'; '.join(notes)}" if notes else None
 
 
 def _checks_pass(everything, starts, lengths):
     """For each span, whether its masked CRC32C equals the 4 bytes stored right after it."""
     import numpy as np
 
+    from numpy.lib.stride_tricks import as_strided
+
     lengths = np.broadcast_to(lengths, starts.shape)
-    stored_at = (starts + lengths)[:, None] + np.arange(4)
-    stored = everything[stored_at].astype(np.uint32) << np.array([0, 8, 16, 24], np.uint32)
+    words = as_strided(everything, shape=(len(everything) - 3, 4), strides=(1, 1), writeable=False)
+    stored = words[starts + lengths].view("<u4")[:, 0]  # the 4 bytes after each span
     crcs = _crc32c_spans(everything, starts, lengths)
-    masked = ((crcs >> 15) | (crcs << 17)) + np.uint32(_MASK_DELTA)
-    return masked == np.bitwise_or.reduce(stored, axis=1)
+    return ((crcs >> 15) | (crcs << 17)) + np.uint32(_MASK_DELTA) == stored
 
 
 def crc32c_many(chunks):
@@ -291,36 +424,83 @@ def _crc32c_spans(everything, starts, lengths):
     crcs = np.zeros(len(starts), dtype=np.uint32)
     if not len(starts):
         return crcs
-    width_class = np.floor(np.log(lengths + 16.0) / np.log(1.25)).astype(np.int64)
-    for klass in np.unique(width_class):
-        lanes = np.flatnonzero(width_class == klass)
+    width_class = np.floor(np.log(lengths + 16.0) / np.log(1.25)).astype(np.intp)
+    counts = np.bincount(width_class)
+    order = np.argsort(width_class, kind="stable")
+    ends = np.cumsum(counts).tolist()
+    padded = None
+    for klass in np.flatnonzero(counts).tolist():
+        lanes = order[ends[klass] - int(counts[klass]):ends[klass]]
         if len(lanes) < _MIN_BATCH:
-            for lane in lanes:
+            for lane in lanes.tolist():
                 span = everything[starts[lane]:starts[lane] + lengths[lane]].tobytes()
                 crcs[lane] = crc32c(span)
-        else:
-            crcs[lanes] = _crc32c_lanes(everything, starts[lanes], lengths[lanes])
+            continue
+        if padded is None:  # room before the first byte for the widest lane's left padding
+            pad = _word_width(int(lengths.max()))
+            padded = np.concatenate((np.zeros(pad, dtype=np.uint8), everything))
+        crcs[lanes] = _crc32c_lanes(padded, starts[lanes] + pad, lengths[lanes])
     return crcs
 
 
-def _crc32c_lanes(everything, starts, lengths):
+def _word_width(length):
+    return max(4, -(-length // 4) * 4)
+
+
+def _crc32c_lanes(padded, starts, lengths):
+    """CRC-32C of each span of padded (which has at least the widest span's width of bytes
+    before every start), four bytes a step through two 65536-entry tables."""
+    import numpy as np
+    from numpy.lib.stride_tricks import as_strided
+
+    width = _word_width(int(lengths.max()))
+    low, high = _word_tables()
+    corrections = np.array(_length_corrections(width), dtype=np.uint32)
+    windows = as_strided(padded, shape=(len(padded) - width + 1, width), strides=(1, 1), writeable=False)
+    first = starts + lengths - width  # where each left-padded lane begins
+    padding = width - lengths
+    columns = np.arange(int(padding.max()))  # only these columns can hold another span's bytes
+    crcs = np.empty(len(starts), dtype=np.uint32)
+    step = max(1, (1 << 22) // width)  # lanes per block: a few MB of bytes at a time
+    for at in range(0, len(starts), step):
+        block = windows[first[at:at + step]]
+        if len(columns):
+            block[:, :len(columns)][columns < padding[at:at + step, None]] = 0
+        words = np.ascontiguousarray(block.view("<u4").T)
+        register, half = np.zeros(block.shape[0], dtype=np.uint32), np.empty(block.shape[0], dtype=np.uint32)
+        for word in words:
+            word ^= register
+            register = np.take(low, np.bitwise_and(word, 0xFFFF, out=half))
+            register ^= np.take(high, np.right_shift(word, 16, out=half))
+        crcs[at:at + step] = register ^ corrections[lengths[at:at + step]]
+    return crcs
+
+
+_TABLES = []
+
+
+def _word_tables():
+    """Slicing-by-4 in two halves: the register change for the low and the high 16 bits of
+    (register ^ next 4 bytes, little-endian)."""
     import numpy as np
 
-    width = int(lengths.max())
-    table = np.array(_TABLE, dtype=np.uint32)
-    register = np.zeros(len(starts), dtype=np.uint32)
-    first = starts + lengths - width  # where each left-padded lane would begin
-    for column in range(width):
-        positions = first + column
-        byte = np.where(positions >= starts, everything[np.maximum(positions, 0)], 0)
-        register = table[(register ^ byte) & 0xFF] ^ (register >> 8)
-    return register ^ np.array(_length_corrections(width), dtype=np.uint32)[lengths]
+    if not _TABLES:
+        t0 = np.array(_TABLE, dtype=np.uint32)
+        t1 = (t0 >> 8) ^ t0[t0 & 0xFF]
+        t2 = (t1 >> 8) ^ t0[t1 & 0xFF]
+        t3 = (t2 >> 8) ^ t0[t2 & 0xFF]
+        index = np.arange(65536, dtype=np.uint32)
+        _TABLES.extend((t3[index & 0xFF] ^ t2[index >> 8], t1[index & 0xFF] ^ t0[index >> 8]))
+    return _TABLES
+
+
+_CORRECTIONS = [0]
 
 
 def _length_corrections(width):
     """For each length n <= width: the CRC-32C of n zero bytes, i.e. the start value's share."""
-    corrections, register = [0], 0xFFFFFFFF
-    for _ in range(width):
+    register = _CORRECTIONS[-1] ^ 0xFFFFFFFF
+    while len(_CORRECTIONS) <= width:
         register = _TABLE[register & 0xFF] ^ (register >> 8)
-        corrections.append(register ^ 0xFFFFFFFF)
-    return corrections
+        _CORRECTIONS.append(register ^ 0xFFFFFFFF)
+    return _CORRECTIONS[:width + 1]
