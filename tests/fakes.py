@@ -15,6 +15,7 @@ that a whole in-process study (run_study, the CLI, rerun) trains with it.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,7 +166,17 @@ class FakeTrain:
         test = None
         if self.with_test and history["loss"]:
             test = {name: history[name][-1] for name in self.logged}
+        if getattr(self.settings, "keep_model", None) and run_dir is not None and history["loss"]:
+            keep_fake_model(run_dir, trial, start + len(history["loss"]))
         return SimpleNamespace(history=history, test=test, epochs=len(history["loss"]))
+
+
+def keep_fake_model(run_dir: Path, trial: Trial, epoch: int) -> None:
+    """What the Keras trainer keeps for --keep-best (training.saving), as text: the trial and epoch."""
+    from hparams_lab.store.kept import MODEL_FILE, MODEL_INFO
+
+    (run_dir / MODEL_FILE).write_text(f"{trial.id}@{epoch}")
+    (run_dir / MODEL_INFO).write_text(json.dumps({"file": MODEL_FILE, "epoch": epoch, "weights": "as trained"}))
 
 
 class StudyTrain(FakeTrain):

@@ -1,4 +1,4 @@
-"""Command line: ``python run.py [study] [options]``, ``review``, ``tensorboard``, ``rerun``.
+"""Command line: ``python run.py [study] [options]``, ``review``, ``tensorboard``, ``export``, ``rerun``.
 
 ``study`` is also the default command, so ``python run.py --strategy random`` runs a
 study; study options given with another command are refused, not dropped. Every
@@ -136,6 +136,9 @@ def main() -> None:
                    "(not a NaN loss or a mistake of yours: they would fail again).")
 @click.option("--max-failures", type=int, default=None, metavar="M",
               help="Stop the study after M failed trials in a row, with the last error.")
+@click.option("--keep-best", type=int, default=1, show_default=True, metavar="K",
+              help="Keep the models of the K best trials so far as model.keras in their run directories "
+                   "(best epoch's weights for a best_val_ metric); 0 keeps none. `export` copies one out.")
 @click.option("--from", "refine_from", default=None, metavar="EXPERIMENT",
               help="refine, bayes: earlier trials to start from: an experiment (a name under --logdir, or a "
                    "path) or any TensorBoard HParams logdir (refine then needs --space).")
@@ -233,6 +236,38 @@ def tensorboard(logdir: str, tensorboard_args: tuple[str, ...]) -> None:
         fail(f"logdir {logdir!r} does not exist; run a study first")
     argv = [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, *tensorboard_args]
     os.execv(sys.executable, argv)
+
+
+@main.command(cls=Command)
+@click.argument("experiment", type=click.Path())
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), metavar="FILE.keras",
+              help="Where to write the model; a JSON sidecar (FILE.json) describes it.")
+@click.option("--trial", default=None, metavar="ID", help="This trial instead of the best one.")
+@click.option("--retrain", is_flag=True,
+              help="Train the trial again from its settings on training + validation data, for the epochs "
+                   "at which its metric was best, instead of copying its kept model.")
+@click.option("--model", default=None, metavar="MODULE:FUNCTION", help="--retrain: trust the recorded model.")
+@click.option("--data", default=None, help="--retrain: trust the recorded data function or file.")
+def export(experiment: str, output: str, trial: str | None, retrain: bool, **given: str | None) -> None:
+    """Write the best (or --trial) model of EXPERIMENT (LOGDIR/EXPERIMENT) to a .keras file.
+
+    Copies the model the study kept (--keep-best, default the best trial's), or with
+    --retrain trains it again. keras.models.load_model opens the file; the sidecar
+    holds its hparams, metrics, epoch, data source, seed, versions and commands.
+    """
+    from hparams_lab.review.output import visible
+    from hparams_lab.study.export import export as export_model
+
+    confirm = (lambda question: click.confirm(question, default=False)) if sys.stdin.isatty() else None
+    done = export_model(experiment, output, trial=trial, retrain=retrain, given=given, confirm=confirm,
+                        command=shlex.join(sys.argv))
+    weights = done.info["weights"]
+    how = (f"retrained {weights['epochs']} epochs on training + validation data" if done.retrained
+           else f"kept model, {weights.get('weights', 'weights')} (epoch {weights.get('epoch', '?')})")
+    score = done.trial.metrics.get(done.info["metric"])
+    click.echo(visible(f"trial {done.trial.trial.id} ({done.info['metric']}={score:.6g}): {how}"))
+    click.echo(visible(f"model:   {done.path}"))
+    click.echo(visible(f"sidecar: {done.sidecar}"))
 
 
 @main.command(cls=Command)

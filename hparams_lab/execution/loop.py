@@ -17,7 +17,7 @@ from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from hparams_lab.core.trial import TrialResult, TrialStatus
 from hparams_lab.execution.devices import is_out_of_memory
@@ -82,8 +82,11 @@ def retriable(result: TrialResult) -> bool:
 
 
 def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Reporter | None = None,
-          limits: Limits | None = None) -> Stopped | None:
-    """Runs a search to its end on a backend, or until a limit stops it (what it returns)."""
+          limits: Limits | None = None,
+          told: Callable[[TrialResult], None] | None = None) -> Stopped | None:
+    """Runs a search to its end on a backend, or until a limit stops it (what it returns).
+
+    ``told`` hears of each result the search is told (--keep-best's keeper)."""
     reporter = reporter or SilentReporter()
     limits = limits or Limits()
     attempts: Counter[str] = Counter()  # trial id -> attempts made by this run
@@ -160,6 +163,8 @@ def drive(search: Search, backend: Backend, experiment_dir: Path, reporter: Repo
                 stopped = Stopped("max_failures", f"stopped after {failures_in_a_row} failed trials in a row "
                                                   f"(--max-failures); the last: {result.error}")
             search.tell(task, result)
+            if told is not None:
+                told(search.results.get(task.trial.id, result))
             finished += 1
             # The search may have closed it just now (hyperband's last rung): report that.
             reporter.trial_finished(search.results.get(task.trial.id, result), finished, search.total)

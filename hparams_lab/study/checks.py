@@ -72,6 +72,8 @@ def prepare(config: StudyConfig) -> Prepared:
                   max_epochs_total=config.max_epochs_total, max_failures=config.max_failures)
     if not isinstance(config.retries, int) or isinstance(config.retries, bool) or config.retries < 0:
         raise UserError(f"--retries must be a whole number >= 0, got {config.retries!r}")
+    if not isinstance(config.keep_best, int) or isinstance(config.keep_best, bool) or config.keep_best < 0:
+        raise UserError(f"--keep-best must be a whole number >= 0, got {config.keep_best!r}")
     if config.timeout_kill and config.timeout is None:
         raise UserError("--timeout-kill needs --timeout")
     timeout_seconds(config.timeout)

@@ -70,6 +70,7 @@ class StudyConfig:
     max_epochs_total: int | None = None  # epochs trained in all, after which no new trial starts
     retries: int = 0  # more attempts for a trial that raised (not NaN loss, not a user's error)
     max_failures: int | None = None  # stop after this many FAILUREs in a row
+    keep_best: int = 1  # the K best trials' models kept as model.keras in their run dirs (0: none)
     # Strategy-specific options (search.registry says which strategy takes which).
     refine_from: str | os.PathLike | None = None
     from_metric: str | None = None  # the metric of --from's logs to learn from (default: the study's)

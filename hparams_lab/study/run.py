@@ -30,8 +30,10 @@ from hparams_lab.execution.loop import Backend, Limits, Stopped, drive
 from hparams_lab.search.base import FixedSearch, Search
 from hparams_lab.store import resume, rundirs
 from hparams_lab.store.experiment import ExperimentRecord, refresh_union_config
+from hparams_lab.store.kept import Keeper
 from hparams_lab.study.checks import Prepared, check_logged, prepare, timeout_seconds
 from hparams_lab.study.config import DEFAULT_SPACE, StudyConfig
+from hparams_lab.study.export import StudyTrial, as_study_trial
 from hparams_lab.training.compile import metric_names
 
 __all__ = ["DEFAULT_SPACE", "StudyConfig", "StudyResult", "run_study"]
@@ -51,9 +53,10 @@ class StudyResult:
         return ranked(self.results, self.metric, self.directions)
 
     @property
-    def best(self) -> TrialResult | None:
+    def best(self) -> StudyTrial | None:
+        """The best trial; ``best.load_model()`` loads its kept model, ``best.export(path)`` writes it out."""
         top = self.ranked()
-        return top[0] if top and top[0].metrics.get(self.metric) is not None else None
+        return as_study_trial(top[0]) if top and top[0].metrics.get(self.metric) is not None else None
 
 
 def run_study(
@@ -113,7 +116,7 @@ def run_study(
     config = prepared.config  # with the space file's [training] settings
     settings = TrainSettings.from_record(prepared.settings, prepared.metric, loss=config.loss,
                                          metrics=metric_names(config.metrics), callbacks=config.callbacks,
-                                         fit=config.fit)
+                                         fit=config.fit, keep_model=_kept_weights(config.keep_best, prepared.metric))
     data = prepared.data
     reporter.study_started(prepared.metric)
     if config.mixed_precision and not prepared.devices and config.scheduler is None:
@@ -142,6 +145,13 @@ def run_study(
                                     ).write(prepared.experiment_dir)
     return StudyResult(prepared.experiment_dir, prepared.metric, results, prepared.directions, data.classes,
                        prepared.plan.space.names, stopped)
+
+
+def _kept_weights(keep_best: int, metric: str) -> str | None:
+    """Which weights each trial saves for --keep-best: its best epoch's for a best_val_ ranking."""
+    if keep_best == 0:
+        return None
+    return "best" if m.run_metric(metric).startswith("best_val_") else "last"
 
 
 def _limits(config: StudyConfig) -> Limits:
@@ -174,12 +184,16 @@ def _logged(prepared: Prepared, settings: Any) -> list[str]:
 def _run(prepared: Prepared, backend: Backend, reporter: Reporter,
          limits: Limits) -> tuple[list[TrialResult], Stopped | None]:
     config, plan, experiment_dir = prepared.config, prepared.plan, prepared.experiment_dir
+    keeper = Keeper(experiment_dir, config.keep_best, prepared.metric, prepared.directions) if config.keep_best else None
+    told = keeper.add if keeper is not None else None
     if plan.search is None:
         results, stopped = _run_remaining(experiment_dir, _expand(plan.trials, config.repeats, config.cv), backend,
-                                          reporter, limits)
+                                          reporter, limits, told)
     else:
         results, stopped = _run_search(experiment_dir, plan.search(experiment_dir, backend.slots), backend,
-                                       reporter, limits)
+                                       reporter, limits, told)
+    if keeper is not None:
+        keeper.settle(results)
     if prepared.group_prefix is not None:
         results = _add_group_metrics(results, prepared.group_prefix, config.repeats if config.cv is None else config.cv)
     return results, stopped
@@ -239,8 +253,8 @@ def _worker_processes(config: StudyConfig, job: WorkerJob, devices: list) -> Ite
         backend.close()
 
 
-def _run_search(experiment_dir: Path, search: Search, backend: Backend,
-                reporter: Reporter, limits: Limits) -> tuple[list[TrialResult], Stopped | None]:
+def _run_search(experiment_dir: Path, search: Search, backend: Backend, reporter: Reporter, limits: Limits,
+                told: Any = None) -> tuple[list[TrialResult], Stopped | None]:
     """An adaptive search: it resumes from what is on disk itself; results in start order."""
     progress = resume.scan(experiment_dir)
     if progress.done or progress.pruned or progress.failed or progress.cut_off:
@@ -251,12 +265,12 @@ def _run_search(experiment_dir: Path, search: Search, backend: Backend,
     for run_dir in progress.cut_off:
         rundirs.close_cut_off(run_dir, None)
     refresh_union_config(experiment_dir.parent)
-    stopped = drive(search, backend, experiment_dir, reporter, limits)
+    stopped = drive(search, backend, experiment_dir, reporter, limits, told)
     return list(search.results.values()), stopped
 
 
-def _run_remaining(experiment_dir: Path, planned: list[Trial], backend: Backend,
-                   reporter: Reporter, limits: Limits) -> tuple[list[TrialResult], Stopped | None]:
+def _run_remaining(experiment_dir: Path, planned: list[Trial], backend: Backend, reporter: Reporter, limits: Limits,
+                   told: Any = None) -> tuple[list[TrialResult], Stopped | None]:
     """Resumes: closes cut-off attempts, refreshes the union config, runs what is not done."""
     progress = resume.scan(experiment_dir)
     if progress.done or progress.failed or progress.cut_off:
@@ -266,7 +280,7 @@ def _run_remaining(experiment_dir: Path, planned: list[Trial], backend: Backend,
         rundirs.close_cut_off(run_dir, by_id.get(rundirs.trial_id_of(run_dir)))
     refresh_union_config(experiment_dir.parent)
     search = FixedSearch([t for t in planned if t.id not in progress.done])
-    stopped = drive(search, backend, experiment_dir, reporter, limits)
+    stopped = drive(search, backend, experiment_dir, reporter, limits, told)
     # A budget may leave planned trials unstarted: they have no result yet.
     results = [progress.done.get(t.id) or search.results.get(t.id) for t in planned]
     return [r for r in results if r is not None], stopped

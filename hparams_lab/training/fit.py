@@ -27,6 +27,7 @@ from hparams_lab.training.compile import compile_args, is_compiled
 from hparams_lab.training.data import Dataset, cv_fold
 from hparams_lab.training.importer import import_function
 from hparams_lab.training.models import ModelSpec, build_model, build_optimizer
+from hparams_lab.training.saving import best_epoch_tracker, save_model, unsaved, worth_keeping
 
 Hook = str | Callable[..., Any] | None  # 'package.module:function', a function, or none
 
@@ -45,6 +46,9 @@ class TrainSettings:
     metrics: tuple[Any, ...] | None = None  # Keras metric names or objects; None: the task's
     callbacks: Hook = None  # (hparams[, run_dir]) -> [keras callbacks], beside hparams_lab's own
     fit: Hook = None  # (hparams, model, data, callbacks) -> History, instead of model.fit
+    # --keep-best: save each trial's model in its run directory (training.saving): "best" the
+    # best epoch's weights by ``monitor`` (a best_val_ ranking), "last" as trained; None: no file.
+    keep_model: str | None = None
 
     @classmethod
     def from_record(cls, settings: Mapping[str, Any], metric: str, **given: Any) -> "TrainSettings":
@@ -282,6 +286,12 @@ def train_trial(
             _restore(model, checkpoint)
         watch = _epoch_watch(keras, on_epoch, start, epochs)
         callbacks = _callbacks(keras, settings, watch) + _users(user_callbacks, hparams, run_dir)
+        keeping = settings.keep_model is not None and run_dir is not None
+        # A segment keeps its last epoch: the next one goes on from there.
+        tracker = (best_epoch_tracker(keras, settings.monitor, settings.monitor_maximizes, start)
+                   if keeping and settings.keep_model == "best" and stop is None else None)
+        if tracker is not None:
+            callbacks.insert(1, tracker)
         with _held_stderr(keep=_not_noise):
             if user_fit is not None:
                 user_fit(hparams, model, dataset, callbacks)
@@ -322,7 +332,25 @@ def train_trial(
         if checkpoint is not None:
             _save(model, checkpoint)
     logs = {name: [float(v) for v in values] for name, values in watch.history().items()}
+    # A segment always keeps its model: the configuration's later segments decide.
+    if keeping and watch.logs and (stop is not None or worth_keeping(run_dir, logs, test)):
+        _keep(model, run_dir, tracker, start + len(watch.logs), watch.logs[-1], settings.monitor)
     return TrainOutcome(logs, test, epochs=len(watch.logs))
+
+
+def _keep(model: Any, run_dir: Path, tracker: Any, last_epoch: int, last_logs: Mapping[str, Any],
+          monitor: str) -> None:
+    """The trial's model for --keep-best: its best epoch's weights when tracked, else as trained.
+    After the test metrics and the checkpoint, which are of the weights training ended with."""
+    try:
+        if tracker is not None and tracker.weights is not None:
+            model.set_weights(tracker.weights)
+            save_model(model, run_dir, epoch=tracker.epoch, logs=tracker.logs, weights="best epoch",
+                       monitor=monitor)
+        else:
+            save_model(model, run_dir, epoch=last_epoch, logs=last_logs, weights="as trained", monitor=monitor)
+    except Exception as err:  # a model Keras cannot serialize: the trial still counts; export says why
+        unsaved(run_dir, err)
 
 
 def _users(user_callbacks: Callable[..., Any] | None, hparams: dict, run_dir: Path | None) -> list:
