@@ -7,10 +7,10 @@ from hparams_lab.core.errors import UserError
 
 __version__ = "0.1.0"
 __all__ = ["Discrete", "HParam", "IntInterval", "RealInterval", "Space", "StudyConfig", "StudyResult", "UserError",
-           "run_study"]
+           "export", "run_study"]
 
 _LAZY = {"run_study": "hparams_lab.study.run", "StudyResult": "hparams_lab.study.run",
-         "StudyConfig": "hparams_lab.study.config",
+         "StudyConfig": "hparams_lab.study.config", "export": "hparams_lab.study.export",
          **dict.fromkeys(("Discrete", "HParam", "IntInterval", "RealInterval", "Space"), "hparams_lab.core.space")}
 
 
