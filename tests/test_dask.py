@@ -57,6 +57,9 @@ def test_a_cluster_gives_the_same_trials_and_results(cluster, tmp_path):
     assert [r.metrics for r in on_dask.results] == [r.metrics for r in one.results]
     assert sorted(p.parent.name for p in (tmp_path / "dask").glob("*/trial.json")) == \
         sorted(p.parent.name for p in (tmp_path / "one").glob("*/trial.json"))
+    # --keep-best 1 (the default): the dask worker wrote the best trial's model into the logdir.
+    assert [p.parent.name for p in (tmp_path / "dask").glob("*/model.keras")] == [on_dask.best.run_dir.name]
+    assert (tmp_path / "dask" / on_dask.best.run_dir.name / "model.keras").read_bytes()[:2] == b"PK"  # a zip
 
 
 @pytest.mark.slow
@@ -78,6 +81,8 @@ def test_hyperband_continues_trials_on_the_cluster(cluster, tmp_path):
     # One run directory per configuration: the promoted one went on in its own.
     assert len(list((tmp_path / "hb").glob("*/trial.json"))) == 5
     assert not list((tmp_path / "hb").glob("*/checkpoint.npz"))
+    assert [p.parent.name for p in (tmp_path / "hb").glob("*/model.keras")] == [study.best.run_dir.name]
+    assert json.loads((study.best.run_dir / "model.json").read_text())["epoch"] == study.best.epochs
 
 
 @pytest.mark.slow
