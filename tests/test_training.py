@@ -25,7 +25,7 @@ def test_nan_loss_stops_training_and_fails_the_trial(tmp_path):
     assert poisoned.status.value == "FAILURE"
     assert poisoned.error == "loss became nan at epoch 1"
     assert poisoned.epochs == 1  # stopped at once, not trained on for nothing
-    assert study.best is healthy
+    assert study.best.trial == healthy.trial and study.best.metrics == healthy.metrics  # best: a StudyTrial
 
 
 def test_patience_stops_early_and_keeps_the_best(tmp_path):
