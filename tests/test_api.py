@@ -29,7 +29,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys, fake_train):
     assert all(0.0 <= r.metrics["best_val_accuracy"] <= 1.0 for r in study.results)
     assert study.experiment_dir == Path("logs") / "notebook-demo"
     assert sorted(p.name for p in (tmp_path / "logs" / "notebook-demo").iterdir()) == sorted(
-        [".lock", "experiment.json"] + [r.trial.id for r in study.results]
+        [".kept-bar.json", ".lock", "experiment.json"] + [r.trial.id for r in study.results]
     )
     assert "best:" in capsys.readouterr().out
     assert [made.model_spec.builder.__name__ for made in fake_train.made] == ["build"]  # the README's model
