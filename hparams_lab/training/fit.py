@@ -23,6 +23,7 @@ from hparams_lab.core.contract import EpochCallback
 from hparams_lab.core.errors import UserError, one_line
 from hparams_lab.core.metrics import DIRECTIONS, higher_is_better, monitored
 from hparams_lab.core.trial import Trial
+from hparams_lab.training import epochs as epoch_loop
 from hparams_lab.training.compile import compile_args, is_compiled
 from hparams_lab.training.data import Dataset, cv_fold
 from hparams_lab.training.importer import import_function
@@ -311,16 +312,8 @@ def train_trial(
                 model.fit(dataset.x_train, validation_data=dataset.x_val, initial_epoch=start, epochs=epochs,
                           shuffle=False, verbose=0, callbacks=callbacks)
             else:
-                model.fit(
-                    dataset.x_train,
-                    dataset.y_train,
-                    validation_data=(dataset.x_val, dataset.y_val),
-                    initial_epoch=start,
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    verbose=0,
-                    callbacks=callbacks,
-                )
+                _fit_arrays(model, dataset, callbacks, seed=trial.seed, initial_epoch=start, epochs=epochs,
+                            batch_size=batch_size)
             test = None
             if dataset.x_test is not None:
                 if dataset.batched:
@@ -336,6 +329,28 @@ def train_trial(
     if keeping and watch.logs and (stop is not None or worth_keeping(run_dir, logs, test)):
         _keep(model, run_dir, tracker, start + len(watch.logs), watch.logs[-1], settings.monitor)
     return TrainOutcome(logs, test, epochs=len(watch.logs))
+
+
+def _fit_arrays(model: Any, dataset: Dataset, callbacks: list, *, seed: int, initial_epoch: int, epochs: int,
+                batch_size: int) -> None:
+    """In-memory arrays: an epoch per call into TensorFlow (training.epochs), or model.fit
+    where that path cannot keep fit's semantics (said once per process and reason)."""
+    reason = epoch_loop.why_not(model, callbacks, dataset.x_train, dataset.y_train)
+    if reason is None:
+        epoch_loop.fit(model, dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val, batch_size=batch_size,
+                       callbacks=callbacks, seed=seed, initial_epoch=initial_epoch, epochs=epochs)
+        return
+    epoch_loop.say_fallback(reason)
+    model.fit(
+        dataset.x_train,
+        dataset.y_train,
+        validation_data=(dataset.x_val, dataset.y_val),
+        initial_epoch=initial_epoch,
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=0,
+        callbacks=callbacks,
+    )
 
 
 def _keep(model: Any, run_dir: Path, tracker: Any, last_epoch: int, last_logs: Mapping[str, Any],

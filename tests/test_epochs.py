@@ -1,0 +1,152 @@
+"""training.epochs: a trial's epochs as one TensorFlow call each, with model.fit's semantics.
+
+Real Keras on a small slice of digits (a few hundred samples, 1-4 epochs). What needs
+no training (the choice of path, the shuffling order) is tested without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+
+from hparams_lab.core.trial import Trial
+from hparams_lab.training import epochs as epoch_loop
+from hparams_lab.training.data import load_data
+from hparams_lab.training.fit import TrainSettings, compiled_model, import_keras, train_trial
+from hparams_lab.training.models import resolve_model
+
+HPARAMS = {"units": 16, "dropout": 0.2, "optimizer": "adam", "learning_rate": 0.01}
+
+
+@pytest.fixture(scope="module")
+def data():
+    digits = load_data("digits", seed=0)
+    return dataclasses.replace(digits, x_train=digits.x_train[:300], y_train=digits.y_train[:300],
+                               x_val=digits.x_val[:100], y_val=digits.y_val[:100])
+
+
+@pytest.fixture
+def said(monkeypatch):
+    """The fallback messages of this test alone (they are said once per process)."""
+    monkeypatch.setattr(epoch_loop, "_SAID", set())
+
+
+def model_for(data, hparams=HPARAMS, seed=0):
+    keras = import_keras()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    return keras, compiled_model(hparams, data, resolve_model("mlp"), TrainSettings())
+
+
+def train(data, hparams=HPARAMS, seed=1, **options):
+    return train_trial(Trial(hparams, seed=seed), data, resolve_model("mlp"), TrainSettings(epochs=2), **options)
+
+
+def test_the_order_follows_the_seed_and_the_epoch_alone():
+    first = epoch_loop.order(3, 0, 10)
+    assert sorted(first) == list(range(10)) and first.dtype == np.int32
+    assert np.array_equal(first, epoch_loop.order(3, 0, 10))
+    assert not np.array_equal(first, epoch_loop.order(3, 1, 10))
+    assert not np.array_equal(first, epoch_loop.order(4, 0, 10))
+
+
+@pytest.mark.slow
+def test_what_keeps_a_fit_on_model_fit(data):
+    keras, model = model_for(data)
+
+    class PerBatch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    class PerEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            pass
+
+    x, y = data.x_train, data.y_train
+    assert epoch_loop.why_not(model, [PerEpoch(), keras.callbacks.EarlyStopping()], x, y) is None
+    assert "PerBatch has per-batch hooks (on_train_batch_end)" in epoch_loop.why_not(model, [PerBatch()], x, y)
+    assert "TensorBoard" in epoch_loop.why_not(model, [keras.callbacks.TensorBoard("/nonexistent")], x, y)
+    import tensorflow as tf
+
+    assert epoch_loop.why_not(model, [], tf.data.Dataset.from_tensor_slices(x), None) == "the data is not numpy arrays"
+
+    class OwnStep(keras.Sequential):
+        def train_step(self, batch):
+            return super().train_step(batch)
+
+    assert epoch_loop.why_not(OwnStep(), [], x, y) == "model OwnStep has its own train_step"
+
+
+@pytest.mark.slow
+def test_the_epoch_loop_logs_what_model_fit_logs(data):
+    logs = {}
+    for path in ("fit", "loop"):
+        keras, model = model_for(data)
+        if path == "fit":
+            history = model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=2,
+                                batch_size=64, verbose=0)
+        else:
+            history = epoch_loop.fit(model, data.x_train, data.y_train, data.x_val, data.y_val, batch_size=64,
+                                     callbacks=[], seed=0, initial_epoch=0, epochs=2)
+        logs[path] = history.history
+    assert sorted(logs["loop"]) == sorted(logs["fit"]) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert all(len(values) == 2 for values in logs["loop"].values())
+    # Other shuffles, so other numbers, but the same training: close after two epochs.
+    assert abs(logs["loop"]["val_accuracy"][-1] - logs["fit"]["val_accuracy"][-1]) < 0.15
+
+
+@pytest.mark.slow
+def test_a_trial_is_the_same_bit_for_bit_twice_and_after_another_trial(data, said):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", epoch_loop.FitFallback)  # the fast path, not fit
+        first = train(data)
+        again = train(data)
+        train(data, {**HPARAMS, "units": 8}, seed=5)
+        after_another = train(data)
+    assert first.history == again.history == after_another.history
+    assert first.test == after_another.test
+    assert train(data, seed=2).history != first.history
+
+
+@pytest.mark.slow
+def test_early_stopping_restores_the_best_epochs_weights(data):
+    keras, model = model_for(data)
+    weights = []
+
+    class Score(keras.callbacks.Callback):  # a monitored value that peaks at epoch 1
+        def on_epoch_end(self, epoch, logs=None):
+            logs["score"] = [0.5, 0.9, 0.1, 0.2, 0.3][epoch]
+            weights.append(self.model.get_weights())
+
+    stopping = keras.callbacks.EarlyStopping(monitor="score", mode="max", patience=2, restore_best_weights=True)
+    history = epoch_loop.fit(model, data.x_train, data.y_train, data.x_val, data.y_val, batch_size=64,
+                             callbacks=[Score(), stopping], seed=0, initial_epoch=0, epochs=5)
+    assert len(history.history["loss"]) == 4  # epochs 2 and 3 did not beat epoch 1
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights[1], strict=True))
+
+
+@pytest.mark.slow
+def test_a_pruned_trial_and_a_nan_loss_stop_training(data):
+    pruned = train(data, on_epoch=lambda epoch, logs: True)
+    assert pruned.epochs == 1 and len(pruned.history["loss"]) == 1
+    nan = train(data, {**HPARAMS, "optimizer": "sgd", "learning_rate": 1e38})  # weights blow up
+    assert nan.epochs == 1 and np.isnan(nan.history["loss"][0])
+
+
+@pytest.mark.slow
+def test_a_callback_with_per_batch_hooks_trains_with_fit_and_says_so_once(data, said):
+    keras = import_keras()
+    batches = []
+
+    class PerBatch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(batch)
+
+    with pytest.warns(epoch_loop.FitFallback, match="per-batch hooks") as caught:
+        train(data, user_callbacks=lambda hparams: [PerBatch()])
+        train(data, user_callbacks=lambda hparams: [PerBatch()])
+    assert len(caught) == 1
+    assert batches  # fit called the hook
