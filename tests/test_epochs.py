@@ -90,7 +90,7 @@ def test_the_epoch_loop_logs_what_model_fit_logs(data):
                                 batch_size=64, verbose=0)
         else:
             history = epoch_loop.fit(model, data.x_train, data.y_train, data.x_val, data.y_val, batch_size=64,
-                                     callbacks=[], seed=0, initial_epoch=0, epochs=2)
+                                     callbacks=[], seed=0, initial_epoch=0, epochs=2).history
         logs[path] = history.history
     assert sorted(logs["loop"]) == sorted(logs["fit"]) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert all(len(values) == 2 for values in logs["loop"].values())
@@ -123,7 +123,7 @@ def test_early_stopping_restores_the_best_epochs_weights(data):
 
     stopping = keras.callbacks.EarlyStopping(monitor="score", mode="max", patience=2, restore_best_weights=True)
     history = epoch_loop.fit(model, data.x_train, data.y_train, data.x_val, data.y_val, batch_size=64,
-                             callbacks=[Score(), stopping], seed=0, initial_epoch=0, epochs=5)
+                             callbacks=[Score(), stopping], seed=0, initial_epoch=0, epochs=5).history
     assert len(history.history["loss"]) == 4  # epochs 2 and 3 did not beat epoch 1
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights[1], strict=True))
 
@@ -150,3 +150,19 @@ def test_a_callback_with_per_batch_hooks_trains_with_fit_and_says_so_once(data, 
         train(data, user_callbacks=lambda hparams: [PerBatch()])
     assert len(caught) == 1
     assert batches  # fit called the hook
+
+
+@pytest.mark.slow
+def test_a_trial_on_a_kept_runner_trains_as_on_a_model_of_its_own(data, monkeypatch):
+    """Trials of one shape share a traced epoch loop; the numbers are a fresh model's, bit for bit."""
+    other = {**HPARAMS, "learning_rate": 0.002}  # same shape: the learning rate is a variable
+    monkeypatch.setattr(epoch_loop, "_KEPT", epoch_loop.OrderedDict())
+    cold = train(data, other, seed=7)
+    epoch_loop._KEPT.clear()
+    train(data, seed=3)  # keeps a runner of this shape
+    (runner,) = epoch_loop._KEPT.values()
+    warm = train(data, other, seed=7)
+    assert list(epoch_loop._KEPT.values()) == [runner]  # reused, not traced again
+    assert warm.history == cold.history and warm.test == cold.test
+    train(data, {**HPARAMS, "units": 8}, seed=3)  # another shape: a runner of its own
+    assert len(epoch_loop._KEPT) == 2

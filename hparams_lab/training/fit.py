@@ -180,15 +180,22 @@ def compiled_model(trial_hparams: Mapping[str, Any], dataset: Dataset, model_spe
                    settings: TrainSettings) -> Any:
     """The trial's model, compiled: the builder's own compile kept, else the task's loss and
     metrics (or the study's --loss / --metrics) with the optimizer hparams."""
+    return _built_and_compiled(trial_hparams, dataset, model_spec, settings)[0]
+
+
+def _built_and_compiled(trial_hparams: Mapping[str, Any], dataset: Dataset, model_spec: ModelSpec,
+                        settings: TrainSettings) -> tuple[Any, bool]:
+    """compiled_model's model, and whether hparams_lab compiled it (its optimizer from the hparams)."""
     hparams = dict(trial_hparams)
     model = build_model(model_spec, hparams, dataset.input_shape, dataset.n_outputs, dataset.task)
-    if not is_compiled(model):
-        model.compile(
-            optimizer=build_optimizer(hparams),
-            **compile_args(model, dataset.task, settings.loss, settings.metrics),
-            steps_per_execution=_STEPS_PER_EXECUTION,
-        )
-    return model
+    if is_compiled(model):
+        return model, False
+    model.compile(
+        optimizer=build_optimizer(hparams),
+        **compile_args(model, dataset.task, settings.loss, settings.metrics),
+        steps_per_execution=_STEPS_PER_EXECUTION,
+    )
+    return model, True
 
 
 def logged_metrics(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settings: TrainSettings) -> list[str]:
@@ -282,7 +289,7 @@ def train_trial(
     batch_size = int(hparams.get("batch_size", settings.batch_size))
 
     with _custom_gradients_released():
-        model = compiled_model(hparams, dataset, model_spec, settings)
+        model, ours = _built_and_compiled(hparams, dataset, model_spec, settings)
         if start > 0:
             _restore(model, checkpoint)
         watch = _epoch_watch(keras, on_epoch, start, epochs)
@@ -312,8 +319,9 @@ def train_trial(
                 model.fit(dataset.x_train, validation_data=dataset.x_val, initial_epoch=start, epochs=epochs,
                           shuffle=False, verbose=0, callbacks=callbacks)
             else:
-                _fit_arrays(model, dataset, callbacks, seed=trial.seed, initial_epoch=start, epochs=epochs,
-                            batch_size=batch_size)
+                model = _fit_arrays(model, dataset, callbacks, seed=trial.seed, initial_epoch=start, epochs=epochs,
+                                    batch_size=batch_size,
+                                    key=_shape_key(hparams, model_spec, settings, batch_size, ours))
             test = None
             if dataset.x_test is not None:
                 if dataset.batched:
@@ -331,15 +339,26 @@ def train_trial(
     return TrainOutcome(logs, test, epochs=len(watch.logs))
 
 
+def _shape_key(hparams: Mapping[str, Any], model_spec: ModelSpec, settings: TrainSettings, batch_size: int,
+               ours: bool) -> tuple:
+    """Which trials can share one traced epoch loop (training.epochs): the same model, hparams,
+    batch size, loss and metrics; the learning rate aside when hparams_lab built the optimizer
+    (a Keras optimizer holds it in a variable, not in the graph). ``epochs`` is the loop's length."""
+    skip = {"epochs", "learning_rate"} if ours else {"epochs"}
+    shape = tuple(sorted((name, repr(value)) for name, value in hparams.items() if name not in skip))
+    return (repr(model_spec), shape, batch_size, repr(settings.loss), repr(settings.metrics))
+
+
 def _fit_arrays(model: Any, dataset: Dataset, callbacks: list, *, seed: int, initial_epoch: int, epochs: int,
-                batch_size: int) -> None:
+                batch_size: int, key: tuple | None = None) -> Any:
     """In-memory arrays: an epoch per call into TensorFlow (training.epochs), or model.fit
-    where that path cannot keep fit's semantics (said once per process and reason)."""
+    where that path cannot keep fit's semantics (said once per process and reason). The
+    model that trained: a trial of a shape trained before reuses that one (``key``)."""
     reason = epoch_loop.why_not(model, callbacks, dataset.x_train, dataset.y_train)
     if reason is None:
-        epoch_loop.fit(model, dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val, batch_size=batch_size,
-                       callbacks=callbacks, seed=seed, initial_epoch=initial_epoch, epochs=epochs)
-        return
+        return epoch_loop.fit(model, dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val,
+                              batch_size=batch_size, callbacks=callbacks, seed=seed, initial_epoch=initial_epoch,
+                              epochs=epochs, key=key)
     epoch_loop.say_fallback(reason)
     model.fit(
         dataset.x_train,
@@ -351,6 +370,7 @@ def _fit_arrays(model: Any, dataset: Dataset, callbacks: list, *, seed: int, ini
         verbose=0,
         callbacks=callbacks,
     )
+    return model
 
 
 def _keep(model: Any, run_dir: Path, tracker: Any, last_epoch: int, last_logs: Mapping[str, Any],
