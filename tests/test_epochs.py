@@ -164,5 +164,10 @@ def test_a_trial_on_a_kept_runner_trains_as_on_a_model_of_its_own(data, monkeypa
     warm = train(data, other, seed=7)
     assert list(epoch_loop._KEPT.values()) == [runner]  # reused, not traced again
     assert warm.history == cold.history and warm.test == cold.test
+    loaded_again = dataclasses.replace(data, x_train=data.x_train.copy(), y_train=data.y_train.copy())
+    assert train(loaded_again, other, seed=7).history == cold.history  # equal data: the same runner
+    assert list(epoch_loop._KEPT.values()) == [runner]
+    train(dataclasses.replace(data, x_train=data.x_train[:200], y_train=data.y_train[:200]), other, seed=7)
+    assert list(epoch_loop._KEPT.values()) != [runner]  # other data: traced again
     train(data, {**HPARAMS, "units": 8}, seed=3)  # another shape: a runner of its own
     assert len(epoch_loop._KEPT) == 2

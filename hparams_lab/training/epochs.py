@@ -96,7 +96,7 @@ class EpochRunner:
         self.val_steps = math.ceil(len(_flat(x_val)[0]) / self.batch_size)
         tensors = lambda arrays: tf.nest.map_structure(lambda a: tf.identity(tf.convert_to_tensor(a)), arrays)
         self.train_data, self.val_data = tensors((x, y)), tensors((x_val, y_val))
-        self.arrays = _flat((x, y, x_val, y_val))  # held, so their ids stay theirs (matches)
+        self.arrays = _flat((x, y, x_val, y_val))  # what the tensors hold (matches)
         self.train_epoch = tf.function(self._train_epoch)
         self.evaluate = tf.function(self._evaluate)
 
@@ -161,9 +161,10 @@ class EpochRunner:
 
     def matches(self, model: Any, x: Any, y: Any, x_val: Any, y_val: Any, batch_size: int) -> bool:
         """Whether ``model`` (a fresh build of the same shape) can train on this runner's
-        traced functions: the very same arrays and batch size, variables of equal shapes."""
-        same_data = all(a is b for a, b in zip(_flat((x, y, x_val, y_val)), self.arrays, strict=False)) and \
-            len(_flat((x, y, x_val, y_val))) == len(self.arrays)
+        traced functions: equal arrays (the same data loaded again by the next study is equal,
+        for a fraction of a trace's cost), the same batch size, variables of equal shapes."""
+        arrays = _flat((x, y, x_val, y_val))
+        same_data = len(arrays) == len(self.arrays) and all(map(_equal, arrays, self.arrays))
         return (same_data and int(batch_size) == self.batch_size
                 and _shapes(model.variables) == _shapes(self.model.variables)
                 and type(model.optimizer) is type(self.model.optimizer))
@@ -180,6 +181,10 @@ class EpochRunner:
         for kept, value in zip(model.optimizer.variables, fresh.optimizer.variables, strict=True):
             kept.assign(value)
         return model
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    return a is b or (a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b))
 
 
 def _shapes(variables: Sequence[Any]) -> list[tuple]:
