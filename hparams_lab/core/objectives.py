@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from hparams_lab.core.errors import UserError
-from hparams_lab.core.metrics import DIRECTIONS, higher_is_better
+from hparams_lab.core.metrics import COST_METRICS, DIRECTIONS, PARETO_RANK, higher_is_better
 from hparams_lab.core.trial import TrialResult, TrialStatus
 
-# The cost metrics every trial logs (training.costs measures them), lower is better.
-COST_METRICS = ("params", "epoch_time_s", "latency_ms", "peak_memory_mb")
-PARETO_RANK = "pareto_rank"  # written to each run at the end of a study with several objectives
+__all__ = ["COST_METRICS", "PARETO_RANK", "Constraint", "Objective", "Placed", "check_names", "dominates",
+           "front", "infeasible", "nondominated_ranks", "parse_constraint", "parse_objective", "pareto_ranks",
+           "ranked"]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_./-]*"
 _OBJECTIVE = re.compile(rf"^\s*(?P<name>{_NAME})\s*(?::\s*(?P<direction>\w+)\s*)?$")

@@ -224,7 +224,7 @@ def _record(prepared: Prepared, logged: list[str]) -> ExperimentRecord:
 def _declared(has_test: bool, group_prefix: str | None, logged: list[str],
               directions: dict[str, str]) -> list[m.Metric]:
     """Every metric the trials will write: group aggregates first, then per-run ones."""
-    summary = m.summary_names(has_test, logged)
+    summary = m.summary_names(has_test, logged) + list(m.COST_METRICS)  # groups aggregate the costs too
     aggregates = groups.aggregate_names(summary, group_prefix) if group_prefix is not None else []
     return ([m.Metric(name, "", m.direction_of(name, directions)) for name in aggregates]
             + m.declared_metrics(has_test, logged, directions))
