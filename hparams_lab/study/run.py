@@ -119,6 +119,8 @@ def run_study(
                                          fit=config.fit, keep_model=_kept_weights(config.keep_best, prepared.metric))
     data = prepared.data
     reporter.study_started(prepared.metric)
+    if prepared.several:
+        reporter.note(_objectives_note(prepared))
     if config.mixed_precision and not prepared.devices and config.scheduler is None:
         reporter.note("no GPU here: --mixed-precision is ignored, trials train in float32")
     for note in prepared.plan.notes:
@@ -145,6 +147,15 @@ def run_study(
                                     ).write(prepared.experiment_dir)
     return StudyResult(prepared.experiment_dir, prepared.metric, results, prepared.directions, data.classes,
                        prepared.plan.space.names, stopped)
+
+
+def _objectives_note(prepared: Prepared) -> str:
+    """Said once when trials are ranked by several objectives (or constrained)."""
+    said = ", ".join(str(o) for o in prepared.objectives)
+    kept = "; ".join(str(c) for c in prepared.constraints)
+    constrained = f"; infeasible unless {kept}" if kept else ""
+    return (f"objectives {said}{constrained}: the leaderboard shows the Pareto front first; hyperband, the "
+            f"pruner, early stopping and --keep-best rank by the first, {prepared.metric}")
 
 
 def _kept_weights(keep_best: int, metric: str) -> str | None:
@@ -218,6 +229,8 @@ def _record(prepared: Prepared, logged: list[str]) -> ExperimentRecord:
         versions=_versions(),
         command=config.command,
         created=dt.datetime.now().isoformat(timespec="seconds"),
+        objectives=[str(o) for o in prepared.objectives] if prepared.several else None,
+        constraints=[str(c) for c in prepared.constraints] if prepared.constraints else None,
     )
 
 

@@ -1,0 +1,111 @@
+"""Several objectives on a synthetic study (the fake train function): --metric repeated with
+directions, --constraint, experiment.json's record of them, their checks (study.checks)."""
+
+import json
+
+import pytest
+
+from hparams_lab import Discrete, HParam, Space, run_study
+from hparams_lab.cli.app import main
+from hparams_lab.core.errors import UserError
+from hparams_lab.store.experiment import ExperimentRecord
+from hparams_lab.study.config import StudyConfig
+
+SPACE = Space([HParam("units", Discrete([8, 16, 32, 64])), HParam("extra_layer", Discrete([False, True]))])
+OBJECTIVES = ("best_val_accuracy", "params:min")
+
+
+class Notes:
+    def __init__(self):
+        self.notes = []
+
+    def study_started(self, metric):
+        pass
+
+    def note(self, message):
+        self.notes.append(message)
+
+    def trial_started(self, *args):
+        pass
+
+    def epoch_ended(self, *args):
+        pass
+
+    def trial_finished(self, *args):
+        pass
+
+
+def test_config_takes_one_or_several_metrics_and_constraints():
+    assert StudyConfig.of(metric=("best_val_loss",)).metric == "best_val_loss"  # the CLI's one --metric
+    assert StudyConfig.of(metric=()).metric is None
+    assert StudyConfig.of(metric=["a", "b:min"]).metric == ("a", "b:min")
+    assert StudyConfig.of(constraint=("params<=5",)).constraints == ("params<=5",)
+    assert StudyConfig.of(constraints="params<=5").constraints == ("params<=5",)
+    assert StudyConfig.of().constraints == ()
+
+
+def test_objectives_recorded_and_noted_once(tmp_path, fake_train):
+    notes = Notes()
+    study = run_study(SPACE, strategy="grid", epochs=2, logdir=tmp_path, experiment="mo", metric=list(OBJECTIVES),
+                      constraints=["params<=2000"], reporter=notes)
+    assert study.metric == "best_val_accuracy"
+    record = json.loads((tmp_path / "mo" / "experiment.json").read_text())
+    assert record["objectives"] == ["best_val_accuracy:max", "params:min"]
+    assert record["constraints"] == ["params<=2000"]
+    said = [n for n in notes.notes if "objectives" in n]
+    assert len(said) == 1 and "rank by the first, best_val_accuracy" in said[0]
+    # a resume reads them back: the same objectives resume, others are a different study
+    run_study(SPACE, strategy="grid", epochs=2, logdir=tmp_path, experiment="mo", metric=list(OBJECTIVES),
+              constraints=["params<=2000"])
+    with pytest.raises(UserError, match="objectives was"):
+        run_study(SPACE, strategy="grid", epochs=2, logdir=tmp_path, experiment="mo",
+                  metric=["best_val_accuracy", "latency_ms:min"])
+
+
+def test_a_single_metric_records_no_objectives(tmp_path, fake_train):
+    notes = Notes()
+    run_study(SPACE, strategy="grid", epochs=1, logdir=tmp_path, experiment="one", metric="best_val_accuracy",
+              reporter=notes)
+    record = json.loads((tmp_path / "one" / "experiment.json").read_text())
+    assert "objectives" not in record and "constraints" not in record
+    assert not [n for n in notes.notes if "objectives" in n]
+    assert ExperimentRecord.read(tmp_path / "one").objectives is None  # old files (without them) load
+
+
+def test_one_metric_with_a_direction_suffix_is_metric_and_direction(tmp_path, fake_train):
+    study = run_study(SPACE, strategy="grid", epochs=1, logdir=tmp_path, experiment="d", metric="best_val_loss:max")
+    assert study.metric == "best_val_loss" and study.directions == {"loss": "max"}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"metric": ["params:min", "best_val_accuracy"]}, "the first of several --metric ranks hyperband"),
+    ({"metric": ["best_val_accuracy", "params:up"]}, "direction 'up'; choose min or max"),
+    ({"metric": ["best_val_accuracy", "params", "params:min"]}, "--metric 'params' is given twice"),
+    ({"metric": ["best_val_accuracy", "nonsense"]}, "--metric 'nonsense': choose best_val_<name>"),
+    ({"metric": ["best_val_accuracy", "params"], "direction": "max"}, "--direction goes with one --metric"),
+    ({"metric": "best_val_loss:min", "direction": "max"}, "say the direction once"),
+    ({"metric": ["best_val_accuracy", "params"], "constraints": ["params<=lots"]}, "write NAME<=NUMBER"),
+    ({"metric": ["best_val_accuracy", "best_val_f1"]}, "'best_val_f1': the trials do not log it"),
+    ({"constraints": ["flops<=5"]}, "--constraint 'flops': the trials do not log it"),
+])
+def test_bad_objectives_are_user_errors_before_anything_is_written(tmp_path, fake_train, options, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        run_study(SPACE, strategy="grid", epochs=1, logdir=tmp_path, experiment="bad", **options)
+    assert not (tmp_path / "bad" / "experiment.json").exists()
+
+
+def test_cli_repeats_metric_and_constraint(runner, tmp_path, fake_train):
+    result = runner.invoke(main, ["--strategy", "grid", "--space", _space_file(tmp_path), "--epochs", "1",
+                                  "--metric", "best_val_accuracy", "--metric", "params:min",
+                                  "--constraint", "params<=2000", "--logdir", str(tmp_path / "logs"),
+                                  "--experiment", "cli"])
+    assert result.exit_code == 0, result.output
+    assert "rank by the first, best_val_accuracy" in result.output
+    record = json.loads((tmp_path / "logs" / "cli" / "experiment.json").read_text())
+    assert record["objectives"] == ["best_val_accuracy:max", "params:min"]
+
+
+def _space_file(tmp_path):
+    path = tmp_path / "space.toml"
+    path.write_text("[hparams]\nunits = [8, 16, 32, 64]\nextra_layer = [false, true]\n")
+    return str(path)
