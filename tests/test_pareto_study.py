@@ -109,3 +109,77 @@ def _space_file(tmp_path):
     path = tmp_path / "space.toml"
     path.write_text("[hparams]\nunits = [8, 16, 32, 64]\nextra_layer = [false, true]\n")
     return str(path)
+
+
+# -- the front ---------------------------------------------------------------------------
+def _study(tmp_path, **options):
+    options = {"strategy": "grid", "epochs": 2, "logdir": tmp_path, "experiment": "mo", "metric": list(OBJECTIVES),
+               **options}
+    return run_study(SPACE, **options)
+
+
+def test_front_ranks_and_infeasible_trials_on_disk_and_in_events(tmp_path, fake_train):
+    from hparams_lab.core import objectives as obj
+    from hparams_lab.review import reader
+
+    study = _study(tmp_path, constraints=["params<=2000"])
+    objectives = [obj.parse_objective(t) for t in OBJECTIVES]
+    maximize = [o.maximize for o in objectives]
+    feasible = [r for r in study.results if r.metrics["params"] <= 2000]
+    broken = [r for r in study.results if r.metrics["params"] > 2000]
+    assert feasible and broken
+    points = {r.trial.id: [r.metrics[o.name] for o in objectives] for r in feasible}
+    for result in study.results:
+        record = json.loads((result.run_dir / "trial.json").read_text())
+        assert record["pareto_rank"] == result.metrics["pareto_rank"] == record["metrics"]["pareto_rank"]
+        dominated = any(obj.dominates(p, points.get(result.trial.id, []), maximize)
+                        for p in points.values()) if result in feasible else None
+        if result in broken:
+            assert record["infeasible"].startswith("params=") and "> 2000" in record["infeasible"]
+            assert record["pareto_rank"] >= 2
+        else:
+            assert "infeasible" not in record
+            assert (record["pareto_rank"] == 1) == (not dominated)
+    front = study.front
+    assert front and all(r in feasible and r.metrics["pareto_rank"] == 1 for r in front)
+    assert study.best.trial.id == max(front, key=lambda r: r.metrics["best_val_accuracy"]).trial.id
+    ranked = study.ranked()
+    ids = [r.trial.id for r in ranked]
+    assert ranked[:len(front)] == front and set(ids[-len(broken):]) == {r.trial.id for r in broken}
+    # pareto_rank is a metric TensorBoard shows: a scalar of every run, declared
+    logs = reader.load(tmp_path)
+    assert all("pareto_rank" in row.series for row in logs.rows)
+    declared = json.loads((tmp_path / "mo" / "experiment.json").read_text())["metrics"]
+    assert {"tag": "pareto_rank", "group": "", "direction": "min"} in [
+        {k: d.get(k) for k in ("tag", "group", "direction")} for d in declared]
+
+
+def test_infeasible_trials_are_never_kept(tmp_path, fake_train):
+    study = _study(tmp_path, constraints=["params<=700"], keep_best=2)
+    kept = [r for r in study.results if (r.run_dir / "model.keras").exists()]
+    assert kept and all(r.metrics["params"] <= 700 for r in kept)
+
+
+def test_one_metric_studies_write_no_pareto_rank(tmp_path, fake_train):
+    study = _study(tmp_path, metric="best_val_accuracy")
+    assert study.objectives == () and study.front == study.ranked()[:1]
+    for result in study.results:
+        record = json.loads((result.run_dir / "trial.json").read_text())
+        assert "pareto_rank" not in record and "pareto_rank" not in record["metrics"]
+
+
+def test_the_leaderboard_shows_the_front_first_and_marks_it(runner, tmp_path, fake_train):
+    result = runner.invoke(main, ["--strategy", "grid", "--space", _space_file(tmp_path), "--epochs", "1",
+                                  "--metric", "best_val_accuracy", "--metric", "params:min",
+                                  "--constraint", "params<=2000", "--logdir", str(tmp_path / "logs"),
+                                  "--experiment", "cli"])
+    assert result.exit_code == 0, result.output
+    board = result.output.split("Leaderboard by", 1)[1].splitlines()
+    assert "the Pareto front first" in board[0]
+    header = board[1].split()
+    assert header[:5] == ["rank", "trial", "status", "pareto", "best_val_accuracy"] and header[5] == "params"
+    marks = [line.split()[3] for line in board[2:10]]
+    fronts = [i for i, mark in enumerate(marks) if mark == "front"]
+    assert fronts == list(range(len(fronts))) and fronts  # the front comes first
+    assert "infeasible" in marks and marks[-1] == "infeasible"
+    assert any(line.startswith("infeasible ") and "> 2000" in line for line in result.output.splitlines())

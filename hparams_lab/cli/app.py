@@ -192,8 +192,21 @@ def study(**options: object) -> None:
         from hparams_lab.review.output import visible
 
         click.echo("\n" + visible(result.stopped.message))
-    click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {result.metric}:")
-    click.echo(leaderboard(ranked, result.metric, names=result.hparam_names))
+    if result.objectives:  # several objectives (or a constraint): the Pareto front first, marked
+        from hparams_lab.cli.console import infeasible_lines
+        from hparams_lab.review.output import visible
+
+        placed = result.placed()
+        said = ", ".join(str(o) for o in result.objectives)
+        click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {said}: the Pareto front "
+                   f"first (pareto: front, a later front's rank, infeasible), each part by {result.metric}:")
+        click.echo(leaderboard(ranked, result.metric, names=result.hparam_names, placed=placed,
+                               objectives=result.objectives))
+        for line in infeasible_lines(placed):
+            click.echo(visible(line))
+    else:
+        click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {result.metric}:")
+        click.echo(leaderboard(ranked, result.metric, names=result.hparam_names))
     if result.classes:
         from hparams_lab.review.output import visible
 
