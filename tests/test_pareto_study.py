@@ -183,3 +183,56 @@ def test_the_leaderboard_shows_the_front_first_and_marks_it(runner, tmp_path, fa
     assert fronts == list(range(len(fronts))) and fronts  # the front comes first
     assert "infeasible" in marks and marks[-1] == "infeasible"
     assert any(line.startswith("infeasible ") and "> 2000" in line for line in result.output.splitlines())
+
+
+# -- review ------------------------------------------------------------------------------
+def _review(*args):
+    from click.testing import CliRunner
+
+    from hparams_lab.cli.review import review
+
+    return CliRunner().invoke(review, [str(a) for a in args])
+
+
+def _runs_and_marks(output):
+    lines = output.split("\n\n")[0].splitlines()
+    header_at = next(i for i, line in enumerate(lines) if line.split()[:1] == ["run"])
+    header = lines[header_at].split()
+    run, pareto = header.index("run"), header.index("pareto")
+    body = [line.split() for line in lines[header_at + 2:]]
+    return header, [(cells[run], cells[pareto]) for cells in body]
+
+
+def test_review_reads_the_objectives_and_shows_the_front_first(tmp_path, fake_train):
+    study = _study(tmp_path, constraints=["params<=2000"])
+    result = _review(tmp_path, "--no-cache")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Pareto front first by best_val_accuracy:max, params:min (infeasible unless "
+                                    "params<=2000)")
+    header, listed = _runs_and_marks(result.output)
+    assert header[header.index("pareto") + 1:header.index("pareto") + 3] == ["best_val_accuracy", "params"]
+    front = [f"mo/{r.trial.id}" for r in study.front]
+    assert [run for run, _ in listed[:len(front)]] == front
+    assert all(mark == "front" for _, mark in listed[:len(front)])
+    marks = [mark for _, mark in listed]
+    assert marks[-1] == "infeasible" and "front" not in marks[marks.index("infeasible"):]
+    assert [run for run, _ in listed] == [f"mo/{r.trial.id}" for r in study.ranked()]  # as the study ranked them
+    as_json = json.loads(_review(tmp_path, "--no-cache", "--format", "json").output)
+    by_run = {entry["run"]: entry for entry in as_json}
+    for r in study.results:
+        entry = by_run[f"mo/{r.trial.id}"]
+        assert entry["pareto_rank"] == r.metrics["pareto_rank"]
+        assert (entry["infeasible"] is not None) == (r.metrics["params"] > 2000)
+
+
+def test_review_metric_repeated_for_any_logs_and_sort_as_ever(tmp_path, fake_train):
+    _study(tmp_path, metric="best_val_accuracy")  # one metric: no objectives recorded
+    plain = _review(tmp_path, "--no-cache")
+    assert plain.exit_code == 0 and "pareto" not in plain.output
+    assert _review(tmp_path, "--no-cache", "--metric", "best_val_accuracy").output == plain.output
+    several = _review(tmp_path, "--no-cache", "--metric", "best_val_accuracy", "--metric", "latency_ms:min")
+    assert several.exit_code == 0, several.output
+    header, listed = _runs_and_marks(several.output)
+    assert "front" in [mark for _, mark in listed] and header[header.index("pareto") + 2] == "latency_ms"
+    bad = _review(tmp_path, "--no-cache", "--metric", "best_val_accuracy", "--metric", "flops:min")
+    assert bad.exit_code == 2 and "'flops' is not logged" in bad.output

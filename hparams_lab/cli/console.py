@@ -132,7 +132,7 @@ def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10,
             value = f"{format_value(value)} ± {format_value(result.metrics.get(std, float('nan')))}"
         front = [_pareto_cell(place.get(result.trial.id))] if placed else []
         cells.append([str(rank) if status is TrialStatus.SUCCESS else "-", label, status] + front + [value]
-                     + [result.metrics.get(name) for name in others] + [epochs, f"{seconds:.1f}s"]
+                     + [_whole(result.metrics.get(name)) for name in others] + [epochs, f"{seconds:.1f}s"]
                      + ([tries[rank - 1]] if retried else [])
                      + ([result.device] if on_devices else []) + [result.trial.hparams.get(name) for name in names])
     # Every column and every cell whole (the study's record of what ran, often piped to a log),
@@ -141,6 +141,11 @@ def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10,
     if len(rows) > top:
         text += f"\n... and {len(rows) - top} more"
     return text
+
+
+def _whole(value: Any) -> Any:
+    """A count (params) whole, not 2.612e+04."""
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 1e15 else value
 
 
 def _pareto_cell(place: Placed | None) -> str:

@@ -21,8 +21,8 @@ from hparams_lab.core.metrics import COST_METRICS, DIRECTIONS, PARETO_RANK, high
 from hparams_lab.core.trial import TrialResult, TrialStatus
 
 __all__ = ["COST_METRICS", "PARETO_RANK", "Constraint", "Objective", "Placed", "check_names", "dominates",
-           "front", "infeasible", "nondominated_ranks", "parse_constraint", "parse_objective", "pareto_ranks",
-           "ranked"]
+           "front", "infeasible", "nondominated_ranks", "order", "parse_constraint", "parse_objective", "pareto_ranks",
+           "placements", "ranked"]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_./-]*"
 _OBJECTIVE = re.compile(rf"^\s*(?P<name>{_NAME})\s*(?::\s*(?P<direction>\w+)\s*)?$")
@@ -150,27 +150,60 @@ def nondominated_ranks(points: Sequence[Sequence[float]], maximize: Sequence[boo
     return ranks
 
 
-def _point(result: TrialResult, objectives: Sequence[Objective]) -> tuple[float, ...] | None:
-    if result.status is not TrialStatus.SUCCESS:
+def _point(metrics: Mapping[str, float] | None, objectives: Sequence[Objective]) -> tuple[float, ...] | None:
+    if metrics is None:
         return None
-    values = tuple(result.metrics.get(o.name, math.nan) for o in objectives)
+    values = tuple(metrics.get(o.name, math.nan) for o in objectives)
     return values if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) else None
+
+
+def placements(points: Sequence[Mapping[str, float] | None], objectives: Sequence[Objective],
+               constraints: Sequence[Constraint] = ()) -> list[tuple[int | None, str | None]]:
+    """(pareto rank, why infeasible) of each candidate's metrics (None: not a candidate, a
+    failure): rank None where an objective is not measured; infeasible ones ranked after
+    every feasible one. What ``pareto_ranks`` does for results and review does for its rows."""
+    maximize = [o.maximize for o in objectives]
+    located = [_point(metrics, objectives) for metrics in points]
+    why = [infeasible(metrics, constraints) if metrics is not None else None for metrics in points]
+    feasible = [i for i, p in enumerate(located) if p is not None and why[i] is None]
+    broken = [i for i, p in enumerate(located) if p is not None and why[i] is not None]
+    ranks: list[int | None] = [None] * len(points)
+    for i, rank in zip(feasible, nondominated_ranks([located[i] for i in feasible], maximize)):
+        ranks[i] = rank
+    offset = max((ranks[i] for i in feasible), default=1)  # infeasible trials start at 2 at least: never on the front
+    for i, rank in zip(broken, nondominated_ranks([located[i] for i in broken], maximize)):
+        ranks[i] = rank + offset
+    return list(zip(ranks, why))
+
+
+def order(points: Sequence[Mapping[str, float] | None], objectives: Sequence[Objective],
+          constraints: Sequence[Constraint] = ()) -> list[tuple[int, int | None, str | None]]:
+    """(index, rank, why infeasible) in ranked order: the front first, then later fronts,
+    then infeasible trials, each part by the first objective (best first); candidates
+    without every objective measured, then non-candidates (None), last; ties in given order."""
+    placed = placements(points, objectives, constraints)
+    first = objectives[0]
+
+    def key(index: int) -> tuple:
+        rank = placed[index][0]
+        if rank is None:
+            return (1 if points[index] is not None else 2, 0, 0.0, index)
+        value = points[index][first.name]
+        return (0, rank, -value if first.maximize else value, index)
+
+    return [(i, *placed[i]) for i in sorted(range(len(points)), key=key)]
+
+
+def _metrics(result: TrialResult) -> Mapping[str, float] | None:
+    return result.metrics if result.status is TrialStatus.SUCCESS else None
 
 
 def pareto_ranks(results: Sequence[TrialResult], objectives: Sequence[Objective],
                  constraints: Sequence[Constraint] = ()) -> dict[str, int]:
     """{trial id: pareto rank} of the successful trials with every objective measured;
     infeasible ones ranked after all feasible ones."""
-    maximize = [o.maximize for o in objectives]
-    measured = [(r, p) for r in results if (p := _point(r, objectives)) is not None]
-    feasible = [(r, p) for r, p in measured if infeasible(r.metrics, constraints) is None]
-    broken = [(r, p) for r, p in measured if infeasible(r.metrics, constraints) is not None]
-    ranks = nondominated_ranks([p for _, p in feasible], maximize)
-    out = {r.trial.id: rank for (r, _), rank in zip(feasible, ranks)}
-    offset = max(ranks, default=1)  # infeasible trials start at 2 at least: never on the front
-    ranks = nondominated_ranks([p for _, p in broken], maximize)
-    out.update({r.trial.id: rank + offset for (r, _), rank in zip(broken, ranks)})
-    return out
+    placed = placements([_metrics(r) for r in results], objectives, constraints)
+    return {r.trial.id: rank for r, (rank, _) in zip(results, placed) if rank is not None}
 
 
 @dataclass(frozen=True)
@@ -190,20 +223,8 @@ def ranked(results: Sequence[TrialResult], objectives: Sequence[Objective],
            constraints: Sequence[Constraint] = ()) -> list[Placed]:
     """Front first, then later fronts, then infeasible trials, each part by the first
     objective (best first); trials without every objective measured, then failures, last."""
-    ranks = pareto_ranks(results, objectives, constraints)
-    first = objectives[0]
-
-    def key(index_result: tuple[int, TrialResult]) -> tuple:
-        index, result = index_result
-        rank = ranks.get(result.trial.id)
-        if rank is None:
-            return (1 if result.status is TrialStatus.SUCCESS else 2, 0, 0.0, index)
-        value = result.metrics[first.name]
-        return (0, rank, -value if first.maximize else value, index)
-
-    order = sorted(enumerate(results), key=key)
-    return [Placed(r, ranks.get(r.trial.id), infeasible(r.metrics, constraints)
-                   if r.status is TrialStatus.SUCCESS else None) for _, r in order]
+    return [Placed(results[i], rank, why)
+            for i, rank, why in order([_metrics(r) for r in results], objectives, constraints)]
 
 
 def front(results: Sequence[TrialResult], objectives: Sequence[Objective],
