@@ -8,6 +8,7 @@ import pytest
 from hparams_lab import Discrete, HParam, Space, run_study
 from hparams_lab.cli.app import main
 from hparams_lab.core.errors import UserError
+from hparams_lab.core.trial import TrialStatus
 from hparams_lab.store.experiment import ExperimentRecord
 from hparams_lab.study.config import StudyConfig
 
@@ -236,3 +237,41 @@ def test_review_metric_repeated_for_any_logs_and_sort_as_ever(tmp_path, fake_tra
     assert "front" in [mark for _, mark in listed] and header[header.index("pareto") + 2] == "latency_ms"
     bad = _review(tmp_path, "--no-cache", "--metric", "best_val_accuracy", "--metric", "flops:min")
     assert bad.exit_code == 2 and "'flops' is not logged" in bad.output
+
+
+# -- bayes -------------------------------------------------------------------------------
+def test_bayes_runs_a_multi_objective_optuna_study_with_constraints(tmp_path, fake_train):
+    optuna = pytest.importorskip("optuna")
+    from hparams_lab.search.bayes import JOURNAL, STUDY_NAME, _storage
+
+    space = Space([HParam("units", Discrete([8, 16, 24, 32, 48, 64, 96])), HParam("extra_layer", Discrete([False, True]))])
+    study = run_study(space, strategy="bayes", trials=8, epochs=2, logdir=tmp_path, experiment="b",
+                      metric=["best_val_accuracy", "params:min"], constraints=["params<=3000"])
+    assert len(study.results) == 8 and study.front
+    assert all(r.metrics["params"] <= 3000 for r in study.front)
+    optuna_study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(optuna, str(tmp_path / "b" / JOURNAL)))
+    assert [d.name for d in optuna_study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    done = [t for t in optuna_study.get_trials() if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
+    assert len(done) == 8
+    by_id = {r.trial.id: r for r in study.results}
+    for frozen in done:
+        result = by_id[frozen.user_attrs["trial_id"]]
+        assert frozen.values == [result.metrics["best_val_accuracy"], result.metrics["params"]]
+        (violation,) = frozen.user_attrs["constraints"]
+        assert (violation <= 0) == (result.metrics["params"] <= 3000)
+        if hasattr(optuna.trial.Trial, "set_constraint"):  # optuna >= 5: what its samplers read
+            assert list(frozen.constraints.values()) == [violation]
+    # the same seed asks the same trials: a multi-objective TPE seeded per ask
+    again = run_study(space, strategy="bayes", trials=8, epochs=2, logdir=tmp_path, experiment="b2",
+                      metric=["best_val_accuracy", "params:min"], constraints=["params<=3000"])
+    assert [r.trial.id for r in again.results] == [r.trial.id for r in study.results]
+
+
+def test_bayes_with_several_objectives_and_the_pruner_prunes_by_the_first(tmp_path, fake_train):
+    pytest.importorskip("optuna")
+    space = Space([HParam("units", Discrete([8, 16, 24, 32, 48, 64, 96])), HParam("extra_layer", Discrete([False, True]))])
+    study = run_study(space, strategy="bayes", trials=10, epochs=4, logdir=tmp_path, experiment="p", pruner="median",
+                      metric=["best_val_accuracy", "params:min"])
+    assert len(study.results) == 10  # pruning ran (MedianPruner over the first objective) without error
+    assert any(r.status is TrialStatus.PRUNED for r in study.results)
+    assert all(r.status is not TrialStatus.PRUNED for r in study.front)

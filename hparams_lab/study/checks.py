@@ -119,7 +119,7 @@ def prepare(config: StudyConfig) -> Prepared:
     longest = config.epochs if config.max_epochs is None else min(config.epochs, config.max_epochs)
     plan = plan_study(config.strategy, space, DEFAULT_SPACE, seed=config.seed, trials=config.trials, metric=metric,
                       logdir=config.logdir, epochs=longest, directions=directions, enqueue=config.enqueue,
-                      **config.strategy_options)
+                      objectives=objectives, constraints=constraints, **config.strategy_options)
     if STRATEGIES[config.strategy].adaptive and group_prefix is not None:
         raise UserError(f"--strategy {config.strategy} decides as results come in; it does not combine with "
                         "--repeats or --cv")
