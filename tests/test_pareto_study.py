@@ -275,3 +275,31 @@ def test_bayes_with_several_objectives_and_the_pruner_prunes_by_the_first(tmp_pa
     assert len(study.results) == 10  # pruning ran (MedianPruner over the first objective) without error
     assert any(r.status is TrialStatus.PRUNED for r in study.results)
     assert all(r.status is not TrialStatus.PRUNED for r in study.front)
+
+
+def test_the_report_draws_the_front_of_the_first_two_objectives(tmp_path, fake_train):
+    pytest.importorskip("plotly")
+    from hparams_lab.review import query, reader
+    from hparams_lab.review.report import _front_scatter
+
+    study = _study(tmp_path, constraints=["params<=2000"])
+    page = tmp_path / "report.html"
+    result = _review(tmp_path, "--no-cache", "--report", page)
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    assert "<h2>Pareto front</h2>" in html and html.count("<h2>Pareto front</h2>") == 1
+    assert html.index("<h2>Pareto front</h2>") < html.index("<h2>Hparams and metric</h2>")
+    assert "Pareto front first by best_val_accuracy:max, params:min" in html  # the leaderboard's caption
+
+    logs = reader.load(tmp_path)
+    front = query.front(logs, (), (), lambda key: reader.maximizes(key, recorded=logs.directions))
+    ordered = front.order(logs.rows)
+    figure = _front_scatter([row for row, _, _ in ordered], front,
+                            {id(row): (rank, why) for row, rank, why in ordered})
+    traces = {trace.name: trace for trace in figure.data}
+    assert set(traces) == {"front", "dominated", "infeasible"}
+    expected = sorted((r.metrics["best_val_accuracy"], r.metrics["params"]) for r in study.front)
+    drawn = list(zip(traces["front"].x, traces["front"].y))
+    assert [pytest.approx(point, rel=1e-6) for point in drawn] == expected  # float32 scalars in the events
+    assert len(traces["infeasible"].x) == sum(r.metrics["params"] > 2000 for r in study.results)
+    assert figure.layout.xaxis.title.text == "best_val_accuracy (max)"

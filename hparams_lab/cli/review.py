@@ -134,7 +134,7 @@ def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_form
     if report:
         from hparams_lab.review.report import write_report
 
-        write_report(report, rows, rows[:top], logs, ranking, maximizes, notes=notes)
+        write_report(report, rows, rows[:top], logs, ranking, maximizes, notes=notes, front=front, places=places)
         click.echo(f"review: wrote {report}", err=True)
     return _leaderboard(rows, rows[:top], logs, ranking, maximizes, output_format, summary, width, front, places), \
         [visible(line) for line in notes]
