@@ -303,3 +303,33 @@ def test_the_report_draws_the_front_of_the_first_two_objectives(tmp_path, fake_t
     assert [pytest.approx(point, rel=1e-6) for point in drawn] == expected  # float32 scalars in the events
     assert len(traces["infeasible"].x) == sum(r.metrics["params"] > 2000 for r in study.results)
     assert figure.layout.xaxis.title.text == "best_val_accuracy (max)"
+
+
+@pytest.mark.slow
+def test_tensorboard_shows_pareto_rank_and_the_costs_for_every_session(tmp_path, fake_train):
+    from tests.tbserver import TensorBoardServer, metric_names, session_metric_values
+
+    study = _study(tmp_path, constraints=["params<=2000"])
+    wanted = {("", "pareto_rank"), *(("", name) for name in ("params", "epoch_time_s", "latency_ms",
+                                                             "peak_memory_mb"))}
+    with TensorBoardServer(tmp_path) as tb:
+        experiment, groups = tb.wait_for_sessions(len(study.results), metrics=lambda name: wanted)
+    assert wanted <= metric_names(experiment)  # declared: HParams table columns
+    ranks = {}
+    for group in groups.get("sessionGroups", []):
+        for session in group["sessions"]:
+            values = session_metric_values(session)
+            assert wanted <= set(values), session["name"]
+            ranks[session["name"].rsplit("/", 1)[-1]] = values[("", "pareto_rank")]
+    assert ranks == {r.trial.id: r.metrics["pareto_rank"] for r in study.results}
+    assert {r.trial.id for r in study.front} == {tid for tid, rank in ranks.items() if rank == 1}
+
+
+def test_export_takes_the_fronts_best_never_an_infeasible_trial(tmp_path, fake_train):
+    from hparams_lab.study.export import _chosen, _read_record
+
+    study = _study(tmp_path, constraints=["params<=700"], keep_best=1)
+    chosen = _chosen(tmp_path / "mo", _read_record(tmp_path / "mo"), None)
+    assert chosen.trial.id == study.best.trial.id and chosen.metrics["params"] <= 700
+    best_by_accuracy = max(study.results, key=lambda r: r.metrics["best_val_accuracy"])
+    assert best_by_accuracy.metrics["params"] > 700  # what a single metric would have exported
