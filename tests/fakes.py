@@ -171,6 +171,14 @@ class FakeTrain:
         return SimpleNamespace(history=history, test=test, epochs=len(history["loss"]), costs=fake_costs(trial))
 
 
+def reproducible(metrics: Mapping[str, float]) -> dict[str, float]:
+    """A trial's metrics without the timed or sampled costs (core.metrics.MEASURED_COSTS): what
+    op determinism and seeds make equal across runs and processes."""
+    from hparams_lab.core.metrics import MEASURED_COSTS
+
+    return {name: value for name, value in metrics.items() if name not in MEASURED_COSTS}
+
+
 def fake_costs(trial: Trial) -> dict[str, float]:
     """Plausible cost metrics (training.costs) of the default MLP on digits, from its hparams:
     more and wider layers cost more parameters, time and memory."""

@@ -333,3 +333,17 @@ def test_export_takes_the_fronts_best_never_an_infeasible_trial(tmp_path, fake_t
     assert chosen.trial.id == study.best.trial.id and chosen.metrics["params"] <= 700
     best_by_accuracy = max(study.results, key=lambda r: r.metrics["best_val_accuracy"])
     assert best_by_accuracy.metrics["params"] > 700  # what a single metric would have exported
+
+
+def test_a_resumed_study_ranks_every_trial_again(tmp_path, fake_train):
+    options = {"strategy": "random", "epochs": 1, "logdir": tmp_path, "experiment": "r", "metric": list(OBJECTIVES),
+               "space": SPACE, "seed": 3}
+    run_study(trials=3, **options)
+    study = run_study(trials=8, **options)
+    assert len(study.results) == 8
+    from hparams_lab.core import objectives as obj
+
+    expected = obj.pareto_ranks(study.results, [obj.parse_objective(t) for t in OBJECTIVES])
+    for result in study.results:
+        record = json.loads((result.run_dir / "trial.json").read_text())
+        assert record["pareto_rank"] == expected[result.trial.id] == result.metrics["pareto_rank"]

@@ -29,6 +29,7 @@ _LOWER_IS_BETTER = re.compile(
 )
 # What every trial's model costs (training.costs measures them): lower is better for each.
 COST_METRICS = ("params", "epoch_time_s", "latency_ms", "peak_memory_mb")
+MEASURED_COSTS = COST_METRICS[1:]  # timed or sampled: they vary from run to run (params does not)
 PARETO_RANK = "pareto_rank"  # with several objectives: 1 = on the Pareto front (core.objectives)
 DIRECTIONS = {"max": True, "min": False}  # experiment.json's "direction" -> higher is better
 # Name prefixes around a base metric (the Keras log name): stripped to find what the rule,
