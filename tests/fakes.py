@@ -168,7 +168,25 @@ class FakeTrain:
             test = {name: history[name][-1] for name in self.logged}
         if getattr(self.settings, "keep_model", None) and run_dir is not None and history["loss"]:
             keep_fake_model(run_dir, trial, start + len(history["loss"]))
-        return SimpleNamespace(history=history, test=test, epochs=len(history["loss"]))
+        return SimpleNamespace(history=history, test=test, epochs=len(history["loss"]), costs=fake_costs(trial))
+
+
+def reproducible(metrics: Mapping[str, float]) -> dict[str, float]:
+    """A trial's metrics without the timed or sampled costs (core.metrics.MEASURED_COSTS): what
+    op determinism and seeds make equal across runs and processes."""
+    from hparams_lab.core.metrics import MEASURED_COSTS
+
+    return {name: value for name, value in metrics.items() if name not in MEASURED_COSTS}
+
+
+def fake_costs(trial: Trial) -> dict[str, float]:
+    """Plausible cost metrics (training.costs) of the default MLP on digits, from its hparams:
+    more and wider layers cost more parameters, time and memory."""
+    units = trial.hparams.get("units", 32)
+    units = units if isinstance(units, (int, float)) and not isinstance(units, bool) else 32
+    params = 65 * units + (units + 1) * 10 + (units * (units + 1) if trial.hparams.get("extra_layer") else 0)
+    return {"params": float(params), "epoch_time_s": 0.05 + params / 1e6, "latency_ms": 0.2 + params / 1e5,
+            "peak_memory_mb": 300.0 + params / 1e4}
 
 
 def keep_fake_model(run_dir: Path, trial: Trial, epoch: int) -> None:

@@ -3,6 +3,7 @@
 import pytest
 
 from hparams_lab.core.metrics import (
+    COST_METRICS,
     Metric,
     base_of,
     declared_metrics,
@@ -77,8 +78,15 @@ def test_declared_metrics_follow_what_the_model_logs():
                                             "final_val_auc", "best_val_loss", "final_val_loss"]
     declared = {m.key: m.to_json()["direction"] for m in declared_metrics(True, logged)}
     assert declared["test_auc"] == "max" and declared["validation/epoch_loss"] == "min"
-    assert declared["train/epoch_auc"] == "max" and len(declared) == 3 * 3 + 3 * 2
+    assert declared["train/epoch_auc"] == "max" and len(declared) == 3 * 3 + 3 * 2 + 4
+    assert {name: declared[name] for name in COST_METRICS} == dict.fromkeys(COST_METRICS, "min")
     assert declared_metrics(False, ["score"], {"score": "min"})[0].to_json()["direction"] == "min"
+
+
+def test_costs_and_pareto_rank_are_lower_is_better():
+    for name in (*COST_METRICS, "pareto_rank", "mean_params", "cv_mean_latency_ms"):
+        assert not higher_is_better(name), name
+    assert higher_is_better("params", {"params": "max"})
 
 
 def test_epoch_scalars_keep_every_numeric_log():

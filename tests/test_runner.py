@@ -7,7 +7,7 @@ import pytest
 from hparams_lab.execution.local import run_trials
 from hparams_lab.core.metrics import ranked
 from hparams_lab.core.trial import Trial, TrialStatus
-from tests.fakes import FakeTrain
+from tests.fakes import FakeTrain, fake_costs
 
 
 TRIALS = [Trial({"units": u}, seed=0, index=i) for i, u in enumerate((16, 32, 64))]
@@ -42,6 +42,7 @@ def test_success_writes_run_dirs_and_trial_json(tmp_path):
         "final_val_accuracy": 0.8,
         "best_val_loss": pytest.approx(0.1),
         "final_val_loss": pytest.approx(0.2),
+        **fake_costs(best.trial),  # what the model costs, as the train function measured it
     }
     assert best.epochs == 3
     for trial in TRIALS:

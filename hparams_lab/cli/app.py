@@ -18,7 +18,6 @@ import click
 
 from hparams_lab.cli.errors import Command, fail
 from hparams_lab.cli.review import review
-from hparams_lab.core.metrics import run_metric
 from hparams_lab.core.trial import TrialStatus
 from hparams_lab.search.registry import NAMES as STRATEGIES
 from hparams_lab.study.config import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
@@ -164,10 +163,15 @@ def main() -> None:
 @click.option("--pruner", type=click.Choice(["median"]), default=None,
               help="bayes: stop trials whose per-epoch validation value falls behind the median of "
                    "finished trials (optuna's MedianPruner) [default: none].")
-@click.option("--metric", default=None,
+@click.option("--metric", multiple=True, metavar="NAME[:min|max]",
               help="Metric that ranks trials, best_val_/final_val_/test_ + a metric the model logs [default: "
                    "the task's: best_val_accuracy (multiclass), best_val_auc (binary, multilabel), "
-                   "best_val_loss (regression); mean_... with --repeats, cv_mean_... with --cv].")
+                   "best_val_loss (regression); mean_... with --repeats, cv_mean_... with --cv]. Repeat it for "
+                   "several objectives (a Pareto front), e.g. --metric best_val_accuracy --metric params:min; "
+                   "after the first, cost metrics too: params, epoch_time_s, latency_ms, peak_memory_mb.")
+@click.option("--constraint", "constraints", multiple=True, metavar="NAME<=V",
+              help="A trial whose metric breaks it is infeasible: never best, never on the front, the reason "
+                   "in its trial.json, e.g. 'params<=50000' (also <, >=, >); repeatable.")
 @click.option("--direction", type=click.Choice(["max", "min"]), default=None,
               help="Whether higher or lower --metric is better [default: from its name: losses and errors "
                    "are minimised, the rest maximised].")
@@ -177,7 +181,7 @@ def study(**options: object) -> None:
     from hparams_lab.study.run import StudyConfig, run_study
 
     config = StudyConfig.of(command=shlex.join(sys.argv), **options)
-    reporter = ConsoleReporter(sys.stdout, metric=config.metric and run_metric(config.metric), epochs=config.epochs,
+    reporter = ConsoleReporter(sys.stdout, metric=None, epochs=config.epochs,  # the study's, when it starts
                                live=sys.stdout.isatty())
     result = run_study(config, reporter=reporter)
     ranked = result.ranked()
@@ -188,8 +192,21 @@ def study(**options: object) -> None:
         from hparams_lab.review.output import visible
 
         click.echo("\n" + visible(result.stopped.message))
-    click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {result.metric}:")
-    click.echo(leaderboard(ranked, result.metric, names=result.hparam_names))
+    if result.objectives:  # several objectives (or a constraint): the Pareto front first, marked
+        from hparams_lab.cli.console import infeasible_lines
+        from hparams_lab.review.output import visible
+
+        placed = result.placed()
+        said = ", ".join(str(o) for o in result.objectives)
+        click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {said}: the Pareto front "
+                   f"first (pareto: front, a later front's rank, infeasible), each part by {result.metric}:")
+        click.echo(leaderboard(ranked, result.metric, names=result.hparam_names, placed=placed,
+                               objectives=result.objectives))
+        for line in infeasible_lines(placed):
+            click.echo(visible(line))
+    else:
+        click.echo(f"\n{n_ok}/{len(ranked)} trials succeeded{pruned}. Leaderboard by {result.metric}:")
+        click.echo(leaderboard(ranked, result.metric, names=result.hparam_names))
     if result.classes:
         from hparams_lab.review.output import visible
 

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from hparams_lab.core.groups import by_group
 from hparams_lab.core.metrics import higher_is_better, monitored, run_metric, std_of
+from hparams_lab.core.objectives import Objective, Placed
 from hparams_lab.core.space import Space
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 from hparams_lab.review.output import Table, human, to_text, visible
@@ -94,15 +95,23 @@ class ConsoleReporter:
 
 
 def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10,
-                names: Sequence[str] = ()) -> str:
+                names: Sequence[str] = (), placed: Sequence[Placed] = (),
+                objectives: Sequence[Objective] = ()) -> str:
     """An aligned table of the best trials (failures last, never ranked best).
 
     Repeats and CV folds collapse into one row per hparams set, showing mean ± std.
     Hparam columns come in the order of ``names`` (the space's), then any others; a
-    conditional hparam's cell is empty where it was inactive.
+    conditional hparam's cell is empty where it was inactive. With several objectives
+    (``placed``: core.objectives.ranked's order, ``objectives``), a "pareto" column
+    marks the front ("front"), later fronts by rank, and "infeasible" trials (last
+    before failures), and every further objective gets a column after ``metric``.
     """
+    if placed:
+        results = [p.result for p in placed]
     if not results:
         return "(no trials)"
+    place = {p.result.trial.id: p for p in placed}
+    others = [o.name for o in objectives if o.name != metric] if placed else []
     rows = _group_rows(results) if any(r.trial.fold is not None or r.trial.repeat for r in results) else [
         (r, r.trial.id, r.status, r.epochs, r.wall_time_s) for r in results
     ]
@@ -113,15 +122,18 @@ def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10,
     tries = [_attempts(row[0]) for row in rows]
     retried = any(n > 1 for n in tries)  # --retries: how many attempts a trial took
     on_devices = any(row[0].device for row in rows)  # --gpus: which device each trial ran on
-    headers = ["rank", "trial", "status", metric + (" ± std" if std else ""), "epochs", "time"] + \
+    headers = ["rank", "trial", "status"] + (["pareto"] if placed else []) + \
+        [metric + (" ± std" if std else "")] + others + ["epochs", "time"] + \
         (["attempts"] if retried else []) + (["device"] if on_devices else []) + names
     cells = []
     for rank, (result, label, status, epochs, seconds) in enumerate(rows[:top], start=1):
         value = result.metrics.get(metric)
         if std and value is not None:
             value = f"{format_value(value)} ± {format_value(result.metrics.get(std, float('nan')))}"
-        cells.append([str(rank) if status is TrialStatus.SUCCESS else "-", label, status, value, epochs,
-                      f"{seconds:.1f}s"] + ([tries[rank - 1]] if retried else [])
+        front = [_pareto_cell(place.get(result.trial.id))] if placed else []
+        cells.append([str(rank) if status is TrialStatus.SUCCESS else "-", label, status] + front + [value]
+                     + [_whole(result.metrics.get(name)) for name in others] + [epochs, f"{seconds:.1f}s"]
+                     + ([tries[rank - 1]] if retried else [])
                      + ([result.device] if on_devices else []) + [result.trial.hparams.get(name) for name in names])
     # Every column and every cell whole (the study's record of what ran, often piped to a log),
     # and no rule under the headers, as the study has always printed it.
@@ -129,6 +141,24 @@ def leaderboard(results: Sequence[TrialResult], metric: str, top: int = 10,
     if len(rows) > top:
         text += f"\n... and {len(rows) - top} more"
     return text
+
+
+def _whole(value: Any) -> Any:
+    """A count (params) whole, not 2.612e+04."""
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 1e15 else value
+
+
+def _pareto_cell(place: Placed | None) -> str:
+    if place is None or place.result.status is not TrialStatus.SUCCESS:
+        return ""
+    if place.infeasible is not None:
+        return "infeasible"
+    return "" if place.rank is None else "front" if place.on_front else str(place.rank)
+
+
+def infeasible_lines(placed: Sequence[Placed], top: int = 10) -> list[str]:
+    """Why the leaderboard's infeasible trials are infeasible, one line each."""
+    return [f"infeasible {p.result.trial.id}: {p.infeasible}" for p in placed[:top] if p.infeasible is not None]
 
 
 def _attempts(result: TrialResult) -> int:

@@ -30,6 +30,12 @@ STATUS_CHOICES = tuple(status.lower() for status in TrialStatus)  # pruned: baye
 @click.option("--minimize", multiple=True, metavar="TAG",
               help="Lower is better for this metric. Default: the direction experiment.json records, "
                    "else lower for tags naming a loss or error.")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME[:min|max]",
+              help="Rank by several objectives: repeat it (--metric best_val_accuracy --metric params:min) for "
+                   "the Pareto front first, marked. Default: the objectives experiment.json records. Once: as --sort.")
+@click.option("--constraint", "constraints", multiple=True, metavar="NAME<=V",
+              help="Runs whose metric breaks it are infeasible: never on the front, listed after it "
+                   "(also <, >=, >). Default: the constraints experiment.json records.")
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False), metavar="FILE", help="Write there instead of stdout.")
 @click.option("--summary/--no-summary", default=True, show_default=True,
@@ -39,8 +45,8 @@ STATUS_CHOICES = tuple(status.lower() for status in TrialStatus)  # pruned: baye
 @click.option("--no-cache", is_flag=True,
               help="Read every event file afresh, without review's cache of what each one holds "
                    "(~/.cache/hparams_lab/review; HPARAMS_LAB_REVIEW_CACHE=off does the same).")
-def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, output, summary, report,
-           no_cache):
+def review(logdirs, sort_by, top, where, statuses, maximize, minimize, metrics, constraints, output_format, output,
+           summary, report, no_cache):
     """Leaderboard of the TensorBoard HParams runs under LOGDIR, or LOGDIR vs LOGDIR_B side by side.
 
     Reads any HParams logs (tf.summary, Keras, tensorboardX, PyTorch) without TensorFlow.
@@ -51,6 +57,18 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
         _check_plotly()
     for flag, path in (("--output", output), ("--report", report)):
         _check_writable(flag, path)
+    if len(metrics) == 1 and not constraints:  # one --metric: --sort, with its direction if it says one
+        text = metrics[0]
+        name, _, direction = (part.strip() for part in text.partition(":"))
+        if direction not in ("", "max", "min"):
+            raise click.UsageError(f"--metric {text!r}: direction {direction!r}; choose min or max")
+        if sort_by is not None and sort_by != name:
+            raise click.UsageError("--metric and --sort name different metrics: give one")
+        sort_by, metrics = name, ()
+        if direction == "max":
+            maximize = (*maximize, name)
+        elif direction == "min":
+            minimize = (*minimize, name)
     import gc
 
     # Reading a thousand runs makes a few hundred thousand objects and no cycles worth
@@ -59,7 +77,8 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
     gc.disable()
     try:
         text, notes = _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report,
-                           width=None if output else _terminal_width(), cache=not no_cache)
+                           width=None if output else _terminal_width(), cache=not no_cache,
+                           objectives=(metrics, constraints))
     finally:
         if collecting:
             gc.enable()
@@ -79,7 +98,7 @@ def review(logdirs, sort_by, top, where, statuses, maximize, minimize, output_fo
 
 
 def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_format, summary, report, width,
-         cache=False):
+         cache=False, objectives=((), ())):
     from functools import partial
 
     from hparams_lab.review import query, reader
@@ -94,7 +113,11 @@ def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_form
     # One direction per metric for both sides of `review A B`; the first LOGDIR's record wins.
     recorded = {key: higher for _, logs in reversed(sides) for key, higher in logs.directions.items()}
     maximizes = partial(reader.maximizes, maximize=maximize, minimize=minimize, recorded=recorded)
-    ranking = _common_ranking([logs for _, logs in sides], sort_by, maximizes)
+    # Several objectives (--metric repeated, or experiment.json's): the front first (core.objectives).
+    front = query.front(sides[0][1], *objectives, maximizes, sort_by) if len(sides) == 1 else None
+    if len(sides) == 2 and objectives[0]:
+        raise click.UsageError("review A B compares by one metric: use --sort, not several --metric")
+    ranking = front.ranking if front is not None else _common_ranking([logs for _, logs in sides], sort_by, maximizes)
     # Filters pick the runs; --top only cuts what is listed, so summaries and charts see them all.
     selected = [(name, logs, query.select(logs, where, statuses, ranking)) for name, logs in sides]
     if len(selected) == 2:
@@ -102,22 +125,28 @@ def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_form
     _, logs, rows = selected[0]
     from hparams_lab.review.notes import review_notes
 
+    places = None
+    if front is not None:
+        ordered = front.order(rows)
+        rows = [row for row, _, _ in ordered]
+        places = {id(row): (rank, why) for row, rank, why in ordered}
     notes = review_notes(rows, logs, ranking)  # about the space: edges, hparams without effect
     if report:
         from hparams_lab.review.report import write_report
 
-        write_report(report, rows, rows[:top], logs, ranking, maximizes, notes=notes)
+        write_report(report, rows, rows[:top], logs, ranking, maximizes, notes=notes, front=front, places=places)
         click.echo(f"review: wrote {report}", err=True)
-    return _leaderboard(rows, rows[:top], logs, ranking, maximizes, output_format, summary, width), \
+    return _leaderboard(rows, rows[:top], logs, ranking, maximizes, output_format, summary, width, front, places), \
         [visible(line) for line in notes]
 
 
-def _leaderboard(rows, shown, logs, ranking, maximizes, output_format, summary, width):
+def _leaderboard(rows, shown, logs, ranking, maximizes, output_format, summary, width, front=None, places=None):
     from hparams_lab.review import output, views
 
     if output_format == "json":
-        return output.to_json(views.leaderboard_json(shown, logs, maximizes))
-    table = views.leaderboard_table(shown, logs, ranking, maximizes, complete=output_format == "csv")
+        return output.to_json(views.leaderboard_json(shown, logs, maximizes, places))
+    table = views.leaderboard_table(shown, logs, ranking, maximizes, complete=output_format == "csv",
+                                    front=front, places=places)
     text = output.render(table, output_format, width)
     if logs.classes and output_format in ("table", "markdown"):
         text += "\n" + output.visible("classes (labels 0..n-1): " + ", ".join(logs.classes)) + "\n"

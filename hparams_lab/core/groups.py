@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from typing import Iterable, Sequence
 
+from hparams_lab.core.metrics import PARETO_RANK  # a place among trials, not a measure to average
 from hparams_lab.core.trial import TrialResult, TrialStatus
 
 
@@ -36,7 +37,7 @@ def aggregate(members: Sequence[TrialResult], group_prefix: str, expected: int) 
     """mean/std (population) of each summary metric, when all ``expected`` members succeeded."""
     if len(members) < expected or any(r.status is not TrialStatus.SUCCESS for r in members):
         return {}
-    names = [n for n in members[0].metrics if not _is_aggregate(n, group_prefix)]
+    names = [n for n in members[0].metrics if not _is_aggregate(n, group_prefix) and n != PARETO_RANK]
     out = {}
     for name in names:
         values = [r.metrics[name] for r in members]

@@ -27,6 +27,10 @@ _LOWER_IS_BETTER = re.compile(
     r"kl_divergence|poisson|huber|false_(?:positives|negatives)",
     re.IGNORECASE,
 )
+# What every trial's model costs (training.costs measures them): lower is better for each.
+COST_METRICS = ("params", "epoch_time_s", "latency_ms", "peak_memory_mb")
+MEASURED_COSTS = COST_METRICS[1:]  # timed or sampled: they vary from run to run (params does not)
+PARETO_RANK = "pareto_rank"  # with several objectives: 1 = on the Pareto front (core.objectives)
 DIRECTIONS = {"max": True, "min": False}  # experiment.json's "direction" -> higher is better
 # Name prefixes around a base metric (the Keras log name): stripped to find what the rule,
 # or a --direction given for the base, decides.
@@ -72,13 +76,15 @@ def higher_is_better(name: str, directions: Mapping[str, str] | None = None) -> 
     ``directions`` ({base metric: "max"/"min"}, from ``--direction``) decides for the
     metrics it names; otherwise the tag (the part after the last '/') decides: lower for
     losses, crossentropies, errors, mse, mae, mape, msle, hinge, perplexity ... (any
-    case), higher for everything else.
+    case), for the cost metrics (``COST_METRICS``: params, epoch_time_s ...) and pareto_rank, higher
+    for everything else.
     """
     if directions:
         chosen = directions.get(base_of(name))
         if chosen is not None:
             return DIRECTIONS[chosen]
-    return not _LOWER_IS_BETTER.search(name.rsplit("/", 1)[-1])
+    tag = name.rsplit("/", 1)[-1]
+    return run_metric(tag) not in (*COST_METRICS, PARETO_RANK) and not _LOWER_IS_BETTER.search(tag)
 
 
 def direction_of(name: str, directions: Mapping[str, str] | None = None) -> str:
@@ -101,14 +107,15 @@ def summary_names(has_test: bool, logged: Sequence[str] = BASE_METRICS) -> list[
 
 def declared_metrics(has_test: bool, logged: Sequence[str] = BASE_METRICS,
                      directions: Mapping[str, str] | None = None) -> list[Metric]:
-    """Every metric a trial writes, in the order the HParams table shows them."""
+    """Every metric a trial writes, in the order the HParams table shows them: summaries, costs, epochs."""
     def metric(tag: str, group: str = "") -> Metric:
         return Metric(tag, group, direction_of(tag, directions))
 
     bases = ordered_logged(logged)
     summaries = [metric(name) for name in summary_names(has_test, bases)]
+    costs = [metric(name) for name in COST_METRICS]
     epochs = [metric(f"epoch_{base}", group) for group in (VALIDATION, TRAIN) for base in bases]
-    return summaries + epochs
+    return summaries + costs + epochs
 
 
 def epoch_scalars(logs: Mapping[str, float]) -> dict[str, dict[str, float]]:

@@ -12,6 +12,7 @@ FAILURE and the study goes on.
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from pathlib import Path
@@ -118,10 +119,22 @@ def run_task(
             status = TrialStatus.PRUNED
         # A failed trial gets no summary metrics, so it can never rank best anywhere.
         summary = m.summarize(history, outcome.test) if status is not TrialStatus.FAILURE else {}
+        if summary:  # what the model costs (training.costs), measured by the train function
+            summary.update(_costs(outcome))
         epochs = start + (outcome.epochs if outcome is not None else 0)
         if stop is not None and status is TrialStatus.SUCCESS:
             return _pause(writer, run_dir, trial, summary, epochs, started, history, device)
         return _finish(writer, run_dir, trial, status, summary, epochs, started, error, details, device)
+
+
+def _costs(outcome: object) -> dict[str, float]:
+    """The cost metrics a train function returned (``costs``: {name: value}); a train function
+    of the user's that returns none logs none."""
+    costs = getattr(outcome, "costs", None)
+    if not isinstance(costs, Mapping):
+        return {}
+    values = {name: costs.get(name) for name in m.COST_METRICS}
+    return {name: float(v) for name, v in values.items() if isinstance(v, (int, float)) and math.isfinite(v)}
 
 
 def _pause(writer: RunWriter, run_dir: Path, trial: Trial, summary: dict[str, float], epochs: int,

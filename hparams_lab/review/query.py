@@ -154,3 +154,57 @@ def _statuses(names):
         raise UserError(f"--status {', '.join(sorted(unknown))}: not a status; "
                         f"choose from {', '.join(status.lower() for status in TrialStatus)}")
     return {TrialStatus(name) for name in wanted}
+
+
+@dataclass(frozen=True)
+class Front:
+    """Several objectives over review's rows (core.objectives decides): each as a metric key
+    and its direction, the constraints on metric keys; ``place`` gives a row's
+    (pareto rank, why it is infeasible)."""
+
+    objectives: tuple  # core.objectives.Objective, named by metric key
+    constraints: tuple  # core.objectives.Constraint, named by metric key
+
+    @property
+    def ranking(self):
+        first = self.objectives[0]
+        return Ranking(first.name, first.maximize)
+
+    def order(self, rows):
+        """(row, pareto rank, why infeasible), the front first (core.objectives.order)."""
+        from hparams_lab.core.objectives import order
+
+        points = [None if row.status is TrialStatus.FAILURE else row.metrics for row in rows]
+        return [(rows[i], rank, why) for i, rank, why in order(points, self.objectives, self.constraints)]
+
+
+def front(logs, metrics, constraints, maximizes, sort=None):
+    """The objectives review ranks by: ``--metric`` given several times (or with a --constraint),
+    else, without --sort, the ones the experiment.json records; None for one metric, as ever.
+
+    Each --metric is NAME[:min|max], NAME a metric key or an unambiguous tag; without a
+    direction, maximizes (flags, the recorded direction, the name rule) decides.
+    """
+    from hparams_lab.core.objectives import Constraint, Objective, check_names, parse_constraint, parse_objective
+
+    if not metrics:
+        if sort:  # --sort: one metric ranks, as ever
+            return None
+        metrics, constraints = logs.objectives, constraints or logs.constraints
+        if not metrics and constraints and logs.declared_metric:  # --constraint alone: on the declared metric
+            metrics = (logs.declared_metric,)
+    if not metrics or (len(metrics) == 1 and not constraints):
+        return None
+    objectives = []
+    for text in metrics:
+        parsed = parse_objective(text)
+        key = resolve_metric(parsed.name, logs.metric_keys, f"--metric {text!r}", logs.hparam_names)
+        explicit = ":" in text
+        objectives.append(Objective(key, parsed.maximize if explicit else maximizes(key)))
+    limits = []
+    for text in constraints:
+        parsed = parse_constraint(text)
+        key = resolve_metric(parsed.name, logs.metric_keys, f"--constraint {text!r}", logs.hparam_names)
+        limits.append(Constraint(key, parsed.op, parsed.bound))
+    check_names(objectives, limits, logs.metric_keys)
+    return Front(tuple(objectives), tuple(limits))

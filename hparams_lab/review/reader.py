@@ -111,6 +111,10 @@ class Logs:
     classes: list | None = None  # the class names (labels 0..n-1) experiment.json records, if one set for all
     spaces: dict = field(default_factory=dict)  # experiment name -> experiment.json's "space", as read (review.notes)
     configs: list = field(default_factory=list)  # the hparams_config records (review.events.Config)
+    # Several objectives (core.objectives) experiment.json records ("best_val_accuracy:max", ...) and
+    # its constraints ("params<=50000"): the first experiment.json to have them; () when none does.
+    objectives: tuple = ()
+    constraints: tuple = ()
 
 
 def load(logdir, cache=False):
@@ -146,7 +150,19 @@ def load(logdir, cache=False):
     records = [_read_json(os.path.join(directory, EXPERIMENT_FILE), warnings) for directory in directories]
     return Logs(rows, warnings, *_columns(rows, runs), _declared_metric(records, rows), _directions(records),
                 _classes(records), _spaces(logdir, directories, records),
-                [run.experiment for _, run in sorted(runs.items()) if run.experiment is not None])
+                [run.experiment for _, run in sorted(runs.items()) if run.experiment is not None],
+                *_objectives(records))
+
+
+def _objectives(records):
+    """(objectives, constraints) as the first experiment.json naming several objectives records
+    them: lists of strings, kept as text (review.query parses them against the logs)."""
+    for record in records:
+        objectives, constraints = record.get("objectives"), record.get("constraints") or []
+        if isinstance(objectives, list) and objectives and all(isinstance(o, str) for o in objectives) \
+                and isinstance(constraints, list) and all(isinstance(c, str) for c in constraints):
+            return tuple(objectives), tuple(constraints)
+    return (), ()
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,17 @@ div.board { max-height: 60vh; overflow: auto; display: inline-block; max-width: 
 _COLUMNS = 3  # scatter plots per row
 
 
-def write_report(path, rows, shown, logs, ranking, maximizes, notes=()):
+def write_report(path, rows, shown, logs, ranking, maximizes, notes=(), front=None, places=None):
     with open(path, "w", encoding="utf-8") as file:
-        file.write(build_report(rows, shown, logs, ranking, maximizes, notes))
+        file.write(build_report(rows, shown, logs, ranking, maximizes, notes, front, places))
 
 
-def build_report(rows, shown, logs, ranking, maximizes, notes=()):
+def build_report(rows, shown, logs, ranking, maximizes, notes=(), front=None, places=None):
     """The page: rows are all runs that passed the filters (charts), shown the listed ones;
-    notes (review.notes' lines) in a section of their own above the leaderboard."""
+    notes (review.notes' lines) in a section of their own above the leaderboard. With several
+    objectives (``front``: review.query.Front, ``places``: {id(row): (pareto rank, why
+    infeasible)}) the leaderboard marks the front and a scatter of the first two objectives
+    draws it, highlighted."""
     experiments = ", ".join(sorted({row.experiment for row in rows}))
     title = f"Review of {experiments}"
     parts = [f"<h1>{_text(title)}</h1>",
@@ -39,10 +42,14 @@ def build_report(rows, shown, logs, ranking, maximizes, notes=()):
              + (f" ({'higher' if ranking.maximize else 'lower'} is better)" if ranking else "") + "</p>",
              *_notes_html(notes),
              "<h2>Leaderboard</h2>",
-             f"<div class=\"board\">{_html_table(leaderboard_table(shown, logs, ranking, maximizes, complete=False))}</div>"]
+             f"<div class=\"board\">{_html_table(leaderboard_table(shown, logs, ranking, maximizes, complete=False, front=front, places=places))}</div>"]
     charted = [row for row in rows if ranking and ranking.value(row) is not None]
+    plotly_js = True  # inlined with the first chart only
+    if front is not None and len(front.objectives) >= 2 and charted:
+        parts += ["<h2>Pareto front</h2>", _figure_html(_front_scatter(rows, front, places), plotly_js)]
+        plotly_js = False
     if charted and logs.hparam_names:
-        parts += ["<h2>Hparams and metric</h2>", _figure_html(_parallel_coordinates(charted, logs, ranking), True),
+        parts += ["<h2>Hparams and metric</h2>", _figure_html(_parallel_coordinates(charted, logs, ranking), plotly_js),
                   "<h2>Metric against each hparam</h2>", _figure_html(_scatter_grid(charted, logs, ranking), False),
                   "<h2>By hparam value</h2>",
                   _html_table(summary_table(summarize(rows, logs.hparam_names, ranking), ranking))]
@@ -83,6 +90,44 @@ def _figure_html(figure, with_plotly_js):
 def _is_numeric_column(rows, name):
     values = [row.hparams.get(name) for row in rows]
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+
+
+def _front_scatter(rows, front, places):
+    """The first two objectives of every run with both, the front highlighted (and joined in
+    order of the first), later fronts grey, infeasible runs as crosses."""
+    import plotly.graph_objects as go
+
+    x_objective, y_objective = front.objectives[:2]
+
+    def value(row, key):
+        series = row.series.get(key)
+        return None if series is None or not math.isfinite(series.last) else series.last
+
+    groups = {"front": [], "dominated": [], "infeasible": []}
+    for row in rows:
+        x, y = value(row, x_objective.name), value(row, y_objective.name)
+        rank, why = places.get(id(row), (None, None))
+        if x is None or y is None or (rank is None and why is None):
+            continue
+        kind = "infeasible" if why is not None else "front" if rank == 1 else "dominated"
+        groups[kind].append((x, y, row, rank, why))
+    groups["front"].sort(key=lambda point: point[0])
+    styles = {"front": {"mode": "lines+markers", "marker": {"size": 11, "color": "#d62728"},
+                        "line": {"color": "#d62728"}},
+              "dominated": {"mode": "markers", "marker": {"size": 8, "color": "#9e9e9e", "opacity": 0.7}},
+              "infeasible": {"mode": "markers", "marker": {"size": 9, "color": "#9e9e9e", "symbol": "x"}}}
+    figure = go.Figure()
+    for kind, points in groups.items():
+        if not points:
+            continue
+        hover = [f"{_text(row.run)}<br>{_text(row.status)}<br>pareto rank {_text(rank)}"
+                 + (f"<br>infeasible: {_text(why)}" if why else "") for _, _, row, rank, why in points]
+        figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=kind, text=hover,
+                                    hovertemplate="%{text}<br>%{x}, %{y}<extra></extra>", **styles[kind]))
+    figure.update_xaxes(title_text=_text(f"{x_objective.name} ({x_objective.direction})"))
+    figure.update_yaxes(title_text=_text(f"{y_objective.name} ({y_objective.direction})"))
+    figure.update_layout(height=450, margin={"t": 30})
+    return figure
 
 
 def _parallel_coordinates(rows, logs, ranking):

@@ -23,14 +23,20 @@ def _identity_columns(rows):
     return columns
 
 
-def leaderboard_table(rows, logs, ranking, maximizes, complete):
+def leaderboard_table(rows, logs, ranking, maximizes, complete, front=None, places=None):
     """complete (CSV): every metric with its best and best step, in declared order.
 
     Otherwise (screen, markdown): the ranking metric and its best first, so that
     it survives when columns are cut to fit a terminal, then hparams, then the
-    other metrics' last values.
+    other metrics' last values. With several objectives (``front``: review.query.Front,
+    ``places``: {id(row): (pareto rank, why infeasible)}), a "pareto" column after the
+    status marks the front, and the other objectives follow the ranking metric.
     """
     columns = _identity_columns(rows)
+    others = []
+    if front is not None:
+        columns.append(("pareto", lambda row: _pareto_cell(places.get(id(row)))))
+        others = [o.name for o in front.objectives if o.name != ranking.key]
     taken = {name for name, _ in columns} | set(logs.metric_keys)
     # An hparam named like a metric or a fixed column gets a prefix, so no two headers are equal.
     hparams = [(f"hparam:{name}" if name in taken else name, _hparam(name)) for name in logs.hparam_names]
@@ -45,12 +51,27 @@ def leaderboard_table(rows, logs, ranking, maximizes, complete):
         columns.append((ranking.key, _last(ranking.key)))
         if ranking.key in epoch_keys:
             columns.append((f"{ranking.key} best@step", _best_at(ranking.key, ranking.maximize)))
-        columns += hparams + [(key, _last(key)) for key in logs.metric_keys if key != ranking.key]
+        columns += [(key, _last(key)) for key in others]
+        columns += hparams + [(key, _last(key)) for key in logs.metric_keys if key != ranking.key and key not in others]
     title = ""
     if ranking is not None and ranking.chosen and not complete:
         title = (f"ranked by {ranking.key} ({'higher' if ranking.maximize else 'lower'} is better): "
                  f"no ranking metric declared, so {ranking.chosen}; --sort picks another")
+    if front is not None and not complete:
+        said = ", ".join(f"{o.name}:{o.direction}" for o in front.objectives)
+        kept = "; ".join(str(c) for c in front.constraints)
+        title = (f"Pareto front first by {said}" + (f" (infeasible unless {kept})" if kept else "")
+                 + f"; each part by {ranking.key}. pareto: front, a later front's rank, infeasible")
     return Table([name for name, _ in columns], [[cell(row) for _, cell in columns] for row in rows], title=title)
+
+
+def _pareto_cell(place):
+    if place is None:
+        return None
+    rank, why = place
+    if why is not None:
+        return "infeasible"
+    return None if rank is None else "front" if rank == 1 else rank
 
 
 def _hparam(name):
@@ -74,15 +95,20 @@ def _best_at(key, maximize):
     return cell
 
 
-def leaderboard_json(rows, logs, maximizes):
-    """The documented JSON: hparams as logged, last metric values, best of per-epoch metrics."""
+def leaderboard_json(rows, logs, maximizes, places=None):
+    """The documented JSON: hparams as logged, last metric values, best of per-epoch metrics;
+    with several objectives (``places``) also each run's "pareto_rank" and "infeasible" (or null)."""
     epoch_keys = set(per_epoch_keys(logs.rows, logs.metric_keys))
-    return [{"experiment": row.experiment, "run": row.run, "trial_id": row.trial_id, "status": row.status,
-             "hparams": {name: row.hparams[name] for name in logs.hparam_names if name in row.hparams},
-             "metrics": {key: series.last for key, series in row.series.items()},
-             "best": {key: dict(zip(("value", "step"), series.best(maximizes(key))))
-                      for key, series in row.series.items() if key in epoch_keys}}
-            for row in rows]
+    out = [{"experiment": row.experiment, "run": row.run, "trial_id": row.trial_id, "status": row.status,
+            "hparams": {name: row.hparams[name] for name in logs.hparam_names if name in row.hparams},
+            "metrics": {key: series.last for key, series in row.series.items()},
+            "best": {key: dict(zip(("value", "step"), series.best(maximizes(key))))
+                     for key, series in row.series.items() if key in epoch_keys}}
+           for row in rows]
+    if places is not None:
+        for entry, row in zip(out, rows):
+            entry["pareto_rank"], entry["infeasible"] = places.get(id(row), (None, None))
+    return out
 
 
 def summary_table(summaries, ranking):

@@ -14,6 +14,14 @@ workers, up to that many trials are out at once (TPE's constant liar keeps them 
 
 optuna is an optional extra: imported only when a bayes study runs, never by
 ``import hparams_lab`` or ``--help``.
+
+Several objectives (``--metric`` repeated, core.objectives): the optuna study gets one
+direction per objective (``create_study(directions=...)``) and is told every objective's
+value; TPE is then optuna's multi-objective TPE (MOTPE). ``--constraint``s go to the
+sampler (each trial's values, <= 0 where it holds, also kept as its user attribute:
+``Trial.set_constraint`` in optuna >= 5, a ``constraints_func`` before). The pruner
+ranks by the first objective's per-epoch values; a pruned trial is told to optuna as
+failed then (its multi-objective TPE cannot rank pruned trials).
 """
 
 from __future__ import annotations
@@ -157,6 +165,7 @@ class PruneCheck:
     monitor: str
     pruner: str
     opening: int  # which BayesSearch wrote the journal: one started over is read afresh
+    maximize: bool | None = None  # several objectives: the first's direction, which the pruner ranks by
 
     def __call__(self, epoch: int, logs: Mapping[str, float]) -> bool:
         value = logs.get(self.monitor)
@@ -165,7 +174,22 @@ class PruneCheck:
         storage, study, study_id = _pruning_study(self.journal, self.pruner, self.opening)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self.number)
         storage.set_trial_intermediate_value(trial_id, epoch, float(value))
-        return bool(study.pruner.prune(study, storage.get_trial(trial_id)))
+        seen = study if self.maximize is None else _FirstObjective(study, self.maximize)
+        return bool(study.pruner.prune(seen, storage.get_trial(trial_id)))
+
+
+class _FirstObjective:
+    """A multi-objective study as the pruner sees it: one direction, the first objective's
+    (optuna's pruners ask a study only for its trials and its direction)."""
+
+    def __init__(self, study: Any, maximize: bool) -> None:
+        from optuna.study import StudyDirection
+
+        self._study = study
+        self.direction = StudyDirection.MAXIMIZE if maximize else StudyDirection.MINIMIZE
+
+    def get_trials(self, *args: Any, **kwargs: Any) -> Any:
+        return self._study.get_trials(*args, **kwargs)
 
 
 @functools.lru_cache(maxsize=1)
@@ -210,18 +234,26 @@ class BayesSearch:
 
     def __init__(self, space: Space, *, seed: int, trials: int, metric: str, experiment_dir: Path,
                  slots: int = 1, pruner: str | None = None, directions: Mapping[str, str] | None = None,
-                 enqueued: Sequence[Mapping[str, Any]] = (), warm: Sequence[tuple[Mapping[str, Any], float]] = ()):
+                 enqueued: Sequence[Mapping[str, Any]] = (), warm: Sequence[tuple[Mapping[str, Any], float]] = (),
+                 objectives: Sequence[Any] = (), constraints: Sequence[Any] = ()):
         self._optuna = optuna = require_optuna()
         self.space, self.seed, self.metric, self.pruner = space, seed, metric, pruner
+        # Several objectives (core.objectives.Objective): optuna's multi-objective study; one: as ever.
+        self.objectives = tuple(objectives) if len(objectives) > 1 else ()
+        self.constraints = tuple(constraints)
         self._wanted = int(min(trials, space.size()))  # distinct trials in all
         self.results: dict[str, TrialResult] = {}  # trial id -> final result, in the order they end
         self._distributions = distributions(space)
         self._journal = str(experiment_dir / JOURNAL)
         self._parallel = slots > 1
         self._opening = next(_openings)
+        self._store = _storage(optuna, self._journal)
+        if self.objectives:
+            chosen = {"directions": ["maximize" if o.maximize else "minimize" for o in self.objectives]}
+        else:
+            chosen = {"direction": "maximize" if m.higher_is_better(metric, directions) else "minimize"}
         self.study = optuna.create_study(
-            study_name=STUDY_NAME, storage=_storage(optuna, self._journal), load_if_exists=True,
-            direction="maximize" if m.higher_is_better(metric, directions) else "minimize",
+            study_name=STUDY_NAME, storage=self._store, load_if_exists=True, **chosen,
             sampler=optuna.samplers.RandomSampler(), pruner=_pruner(optuna, None))
         # Fixed when the study starts, so a resume with more --trials does not go back to random.
         if "startup_trials" not in self.study.user_attrs:
@@ -272,23 +304,52 @@ class BayesSearch:
         self.results[task.trial.id] = result
 
     def _task(self, trial: Trial) -> Task:
+        first = self.objectives[0].maximize if self.objectives else None
         check = None if self.pruner is None else PruneCheck(
-            self._journal, self._numbers[trial.id], m.monitored(self.metric), self.pruner, self._opening)
+            self._journal, self._numbers[trial.id], m.monitored(self.metric), self.pruner, self._opening, first)
         return Task(trial, prune=check)
 
     def _sampler(self, number: int) -> Any:
         seed = Random(f"{self.seed}:{number}").randrange(2**32)
         with warnings.catch_warnings():  # multivariate and constant_liar are experimental in optuna 3.x
             warnings.simplefilter("ignore", self._optuna.exceptions.ExperimentalWarning)
+            # optuna >= 5 reads each trial's set_constraint values itself; older ones ask a constraints_func.
+            extra = {"constraints_func": functools.partial(_constraint_values, len(self.constraints))} \
+                if self.constraints and not _has_set_constraint(self._optuna) else {}
             return self._optuna.samplers.TPESampler(n_startup_trials=self._startup, seed=seed, multivariate=True,
-                                                    group=self.space.conditional, constant_liar=self._parallel)
+                                                    group=self.space.conditional, constant_liar=self._parallel,
+                                                    **extra)
+
+    def _value(self, result: TrialResult) -> float | list[float] | None:
+        """What optuna is told of a result: the ranked metric, or every objective's value; None if unmeasured."""
+        names = [o.name for o in self.objectives] or [self.metric]
+        values = [result.metrics.get(name) for name in names]
+        if any(v is None or not math.isfinite(v) for v in values):
+            return None
+        return values if self.objectives else values[0]
+
+    def _constrain(self, number: int, result: TrialResult) -> None:
+        """The result's constraint values (<= 0: kept), for the sampler's constraints_func."""
+        if not self.constraints:
+            return
+        values = [_violation(c, result.metrics) for c in self.constraints]
+        trial_id = self._store.get_trial_id_from_study_id_trial_number(
+            self._store.get_study_id_from_name(STUDY_NAME), number)
+        self._store.set_trial_user_attr(trial_id, CONSTRAINTS_ATTR, values)
+        if _has_set_constraint(self._optuna):
+            asked = self._optuna.trial.Trial(self.study, trial_id)
+            for constraint, value in zip(self.constraints, values):
+                asked.set_constraint(str(constraint), value)
 
     def _tell(self, number: int, result: TrialResult) -> None:
         state = self._optuna.trial.TrialState
-        value = result.metrics.get(self.metric)
+        value = self._value(result)
         if result.status is TrialStatus.PRUNED:
-            self.study.tell(number, state=state.PRUNED)  # optuna keeps its last reported value
-        elif result.status is TrialStatus.SUCCESS and value is not None and math.isfinite(value):
+            # optuna keeps its last reported value; its multi-objective TPE cannot rank pruned trials
+            # (one direction), so with several objectives a pruned trial is told as failed.
+            self.study.tell(number, state=state.FAIL if self.objectives else state.PRUNED)
+        elif result.status is TrialStatus.SUCCESS and value is not None:
+            self._constrain(number, result)
             self.study.tell(number, value)
         else:
             self.study.tell(number, state=state.FAIL)
@@ -297,9 +358,9 @@ class BayesSearch:
         """optuna proposed a point already tried: it learns the earlier value; nothing trains."""
         asked.set_user_attr("duplicate_of", self._numbers[trial_id])
         earlier = self.results.get(trial_id)
-        value = None if earlier is None or earlier.status is not TrialStatus.SUCCESS else \
-            earlier.metrics.get(self.metric)
-        if value is not None and math.isfinite(value):
+        value = None if earlier is None or earlier.status is not TrialStatus.SUCCESS else self._value(earlier)
+        if value is not None:
+            self._constrain(asked.number, earlier)
             self.study.tell(asked, value)
         else:  # still running, pruned or failed: nothing to learn from it again
             self.study.tell(asked, state=self._optuna.trial.TrialState.FAIL)
@@ -328,6 +389,29 @@ class BayesSearch:
                 self._tell(frozen.number, earlier)
             if earlier is not None:
                 self.results[trial.id] = earlier
+
+
+CONSTRAINTS_ATTR = "constraints"  # a told trial's constraint values, <= 0 where one holds
+
+
+def _has_set_constraint(optuna: Any) -> bool:
+    return hasattr(optuna.trial.Trial, "set_constraint")
+
+
+def _constraint_values(count: int, frozen: Any) -> Sequence[float]:
+    """optuna's constraints_func: what _constrain recorded (a trial told without, a pruned one: feasible)."""
+    return frozen.user_attrs.get(CONSTRAINTS_ATTR, [0.0] * count)
+
+
+def _violation(constraint: Any, metrics: Mapping[str, float]) -> float:
+    """How far a result breaks a core.objectives.Constraint: <= 0 where it holds (the reason
+    itself is core.objectives'); 1.0 where its metric is not measured."""
+    value = metrics.get(constraint.name)
+    if value is None or not math.isfinite(value):
+        return 1.0
+    if constraint.broken_by(metrics) is None:
+        return min(0.0, -abs(constraint.bound - value))
+    return max(abs(value - constraint.bound), 1e-12)
 
 
 def _recorded(experiment_dir: Path) -> dict[str, TrialResult]:

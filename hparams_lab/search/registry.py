@@ -73,6 +73,8 @@ class Request:
     options: Mapping[str, Any]  # keyword -> value given, None when not given
     directions: Mapping[str, str] | None = None  # --direction (core.metrics.higher_is_better)
     enqueue: tuple = ()  # --enqueue: points of the user's own, run first (search.points)
+    objectives: tuple = ()  # several --metric (core.objectives.Objective): bayes's multi-objective study
+    constraints: tuple = ()  # --constraint (core.objectives.Constraint): bayes's constraints_func
 
     @property
     def chosen_space(self) -> Space:
@@ -99,6 +101,8 @@ def plan_study(
     epochs: int = 20,
     directions: Mapping[str, str] | None = None,
     enqueue: str | os.PathLike | Sequence[Mapping[str, Any]] | None = None,
+    objectives: Sequence[Any] = (),
+    constraints: Sequence[Any] = (),
     **options: Any,
 ) -> Plan:
     """The space and trials of a study; ``space`` None means the strategy's default space.
@@ -113,7 +117,7 @@ def plan_study(
         raise UserError(f"--trials must be at least 1, got {trials!r}")
     points = () if enqueue is None else tuple(read_points(enqueue))
     request = Request(strategy, space, default_space, seed, entry.default_trials if trials is None else trials,
-                      metric, logdir, epochs, options, directions, points)
+                      metric, logdir, epochs, options, directions, points, tuple(objectives), tuple(constraints))
     plan = entry.plan(request)
     if not points:
         return plan
@@ -313,6 +317,9 @@ def _bayes_plan(request: Request) -> Plan:
     settings: dict[str, Any] = {"pruner": pruner, **({"enqueue": enqueued} if enqueued else {})}
     notes: tuple[str, ...] = ()
     warm: list = []
+    if request.options.get("refine_from") is not None and len(request.objectives) > 1:
+        raise UserError("--strategy bayes --from learns from one metric's values; it does not combine with "
+                        "several --metric yet")
     if request.options.get("refine_from") is not None:
         from hparams_lab.search.warm import previous_results
 
@@ -326,7 +333,7 @@ def _bayes_plan(request: Request) -> Plan:
     def search(experiment_dir: Path, slots: int) -> Search:
         return bayes.BayesSearch(space, seed=seed, trials=trials, metric=metric, experiment_dir=experiment_dir,
                                  slots=slots, pruner=pruner, directions=request.directions, enqueued=enqueued,
-                                 warm=warm)
+                                 warm=warm, objectives=request.objectives, constraints=request.constraints)
 
     return Plan(space, [], settings, search, size=int(min(trials, space.size())), notes=notes)
 

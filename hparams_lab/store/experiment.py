@@ -65,9 +65,17 @@ class ExperimentRecord:
     command: str = ""
     created: str = ""
     stopped: dict | None = None  # when a budget (--timeout, ...) ended the last run: by what, when, the message
+    # Several --metric or a --constraint (core.objectives): ["best_val_accuracy:max", "params:min"],
+    # ["params<=50000"]; absent from a single-metric study's file (and from older files).
+    objectives: list[str] | None = None
+    constraints: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for key in ("objectives", "constraints"):
+            if out[key] is None:
+                del out[key]
+        return out
 
     @property
     def declared_metrics(self) -> list[Metric]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from hparams_lab.core.metrics import higher_is_better, ranked, run_metric
+from hparams_lab.core.objectives import Constraint, infeasible
 from hparams_lab.core.trial import TrialResult, TrialStatus
 from hparams_lab.store.jsonfile import read_json_object, write_json_atomic
 from hparams_lab.store.rundirs import scan
@@ -44,8 +45,10 @@ class Keeper:
     (RUNNING) ranks by its metrics so far; a failed or pruned trial keeps nothing.
     """
 
-    def __init__(self, experiment_dir: Path, k: int, metric: str, directions: Mapping[str, str] | None = None):
+    def __init__(self, experiment_dir: Path, k: int, metric: str, directions: Mapping[str, str] | None = None,
+                 constraints: Sequence[Constraint] = ()):
         self.bar = experiment_dir / BAR
+        self.constraints = tuple(constraints)  # a trial breaking one (core.objectives) is never kept
         self.k = k
         self.metric = run_metric(metric)
         self.directions = dict(directions or {})
@@ -74,7 +77,7 @@ class Keeper:
 
     def _trim(self) -> None:
         candidates = [dataclasses.replace(r, status=TrialStatus.SUCCESS) if r.status is TrialStatus.RUNNING else r
-                      for r in self.kept.values()]
+                      for r in self.kept.values() if infeasible(r.metrics, self.constraints) is None]
         best = [r for r in ranked(candidates, self.metric, self.directions)
                 if r.status is TrialStatus.SUCCESS and r.metrics.get(self.metric) is not None][:self.k]
         keep = {r.run_dir for r in best}

@@ -24,7 +24,7 @@ from hparams_lab.store.lock import LOCK_NAME, ExperimentLock
 from hparams_lab.store.rundirs import trial_id_of
 
 # What must match for a resume to continue the same study; the trial count may grow.
-_MUST_MATCH = ("space", "strategy", "seed", "dataset", "data", "model", "metric", "settings")
+_MUST_MATCH = ("space", "strategy", "seed", "dataset", "data", "model", "metric", "objectives", "settings")
 
 
 @dataclass

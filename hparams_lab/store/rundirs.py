@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hparams_lab.core.metrics import PARETO_RANK
 from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 from hparams_lab.store.jsonfile import read_json_object, write_json_atomic
 from hparams_lab.tb.summaries import (
@@ -223,6 +224,30 @@ def close_paused(run_dir: Path, trial: Trial) -> TrialResult:
     result = close(run_dir, dataclasses.replace(paused.result, trial=trial, status=TrialStatus.SUCCESS))
     (run_dir / CHECKPOINT).unlink(missing_ok=True)  # only the next segment needed it
     return result
+
+
+def mark_front(result: TrialResult, rank: int | None, infeasible: str | None) -> TrialResult:
+    """Records a closed attempt's place among several objectives (core.objectives): its
+    ``pareto_rank`` (1 = on the front) as a scalar at its last step and in trial.json's
+    metrics and top level, and ``infeasible``: why it breaks a --constraint (or no such key).
+    Nothing is written when trial.json says so already."""
+    record = _read_record(result.run_dir) or {}
+    unchanged = (record.get("pareto_rank") == rank and record.get("infeasible") == infeasible
+                 and (rank is None or result.metrics.get(PARETO_RANK) == rank))
+    if unchanged or result.run_dir is None:
+        return result
+    metrics = dict(result.metrics)
+    if rank is not None and metrics.get(PARETO_RANK) != rank:
+        with RunWriter(result.run_dir) as writer:
+            writer.write(scalars_summary({PARETO_RANK: float(rank)}), step=max(result.epochs - 1, 0))
+        metrics[PARETO_RANK] = float(rank)
+    record = {**record, "metrics": metrics, "pareto_rank": rank}
+    if infeasible is None:
+        record.pop("infeasible", None)
+    else:
+        record["infeasible"] = infeasible
+    write_json_atomic(result.run_dir / TRIAL_FILE, record)
+    return dataclasses.replace(result, metrics=metrics)
 
 
 def add_metrics(result: TrialResult, metrics: dict[str, float]) -> TrialResult:

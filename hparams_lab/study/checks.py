@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from hparams_lab.core import groups
 from hparams_lab.core import metrics as m
+from hparams_lab.core import objectives as obj
 from hparams_lab.core.errors import UserError
 from hparams_lab.core.space import Discrete, Space
 from hparams_lab.core.trial import Trial
@@ -61,6 +62,15 @@ class Prepared:
     experiment_dir: Path
     settings: dict[str, Any]  # experiment.json's settings: training and the strategy's options
     devices: list = dataclasses.field(default_factory=list)  # each local worker's GPU (execution.devices.Slot); [] on CPUs
+    # Several --metric, or any --constraint (core.objectives): every objective, the first is ``metric``;
+    # () for a single --metric, ranked by core.metrics.ranked as ever.
+    objectives: tuple[obj.Objective, ...] = ()
+    constraints: tuple[obj.Constraint, ...] = ()
+
+    @property
+    def several(self) -> bool:
+        """Whether trials are ranked by core.objectives (a front), not by ``metric`` alone."""
+        return bool(self.objectives)
 
 
 def prepare(config: StudyConfig) -> Prepared:
@@ -96,16 +106,20 @@ def prepare(config: StudyConfig) -> Prepared:
             if hook is not None:
                 _check_sendable(hook, config.sent_by, what)
     group_prefix = groups.prefix(config.repeats, config.cv)
-    if config.metric is not None:
-        check_metric_form(config.metric, group_prefix)
+    chosen, direction, objectives, constraints = _objectives(config, group_prefix)
     data = _load(config)
     default = training_compile.default_metric(data.task)
-    metric = config.metric or f"{'' if group_prefix is None else group_prefix + 'mean_'}{default}"
-    directions = {m.base_of(metric): config.direction} if config.direction else {}
+    metric = chosen or f"{'' if group_prefix is None else group_prefix + 'mean_'}{default}"
+    directions = {m.base_of(metric): direction} if direction else {}
+    if constraints and not objectives:  # a constraint on the default or one --metric: a front of one objective
+        objectives = (obj.parse_objective(metric, directions),)
+    for objective in objectives:  # a direction given after the colon, where the name's rule says the other
+        if objective.maximize != m.higher_is_better(objective.name, directions):
+            directions[m.base_of(objective.name)] = objective.direction
     longest = config.epochs if config.max_epochs is None else min(config.epochs, config.max_epochs)
     plan = plan_study(config.strategy, space, DEFAULT_SPACE, seed=config.seed, trials=config.trials, metric=metric,
                       logdir=config.logdir, epochs=longest, directions=directions, enqueue=config.enqueue,
-                      **config.strategy_options)
+                      objectives=objectives, constraints=constraints, **config.strategy_options)
     if STRATEGIES[config.strategy].adaptive and group_prefix is not None:
         raise UserError(f"--strategy {config.strategy} decides as results come in; it does not combine with "
                         "--repeats or --cv")
@@ -119,12 +133,50 @@ def prepare(config: StudyConfig) -> Prepared:
                 **_training_settings(config, data), **plan.settings}
     if config.mixed_precision:
         settings["mixed_precision"] = True
-    return Prepared(config, data, plan, spec, metric, directions, group_prefix, experiment_dir, settings, devices)
+    return Prepared(config, data, plan, spec, metric, directions, group_prefix, experiment_dir, settings, devices,
+                    objectives, constraints)
+
+
+def _objectives(config: StudyConfig, group_prefix: str | None
+                ) -> tuple[str | None, str | None, tuple[obj.Objective, ...], tuple[obj.Constraint, ...]]:
+    """--metric (once: NAME or NAME:min|max, as ever; several: objectives, the first a ranking
+    metric) and --constraint: (the ranking metric or None, its direction, objectives, constraints)."""
+    texts = config.metric_texts
+    constraints = tuple(obj.parse_constraint(text) for text in config.constraints)
+    if len(texts) <= 1:
+        if not texts:
+            return None, config.direction, (), constraints
+        if ":" not in texts[0]:  # one plain --metric: as ever
+            check_metric_form(texts[0], group_prefix)
+            return texts[0], config.direction, (), constraints
+        objective = obj.parse_objective(texts[0])
+        check_metric_form(objective.name, group_prefix)
+        given = objective.direction
+        if given is not None and config.direction not in (None, given):
+            raise UserError(f"--metric {texts[0]!r} and --direction {config.direction}: say the direction once")
+        return objective.name, given or config.direction, (), constraints
+    if config.direction is not None:
+        raise UserError("--direction goes with one --metric; with several, write each one's as NAME:min or NAME:max")
+    objectives = tuple(obj.parse_objective(text) for text in texts)
+    check_metric_form(objectives[0].name, group_prefix, first_of_several=True)
+    for objective in objectives[1:]:
+        if m.run_metric(objective.name) not in m.COST_METRICS:
+            check_metric_form(objective.name, group_prefix)
+    obj.check_names(objectives, constraints, [o.name for o in objectives] + [c.name for c in constraints])
+    first = objectives[0]
+    given = texts[0].partition(":")[2].strip() or None
+    return first.name, given, objectives, constraints
 
 
 def check_logged(prepared: Prepared, logged: list[str]) -> None:
-    """--metric must be one the model logs (found by evaluating the first trial's model)."""
-    check_metric(prepared.metric, prepared.data.x_test is not None, prepared.group_prefix, logged)
+    """--metric (each of several) and --constraint must be ones the trials log (what the model
+    logs, found by evaluating the first trial's model, and the cost metrics)."""
+    has_test = prepared.data.x_test is not None
+    check_metric(prepared.metric, has_test, prepared.group_prefix, logged)
+    if prepared.several:
+        summary = m.summary_names(has_test, logged) + list(m.COST_METRICS)
+        aggregates = groups.aggregate_names(summary, prepared.group_prefix) if prepared.group_prefix is not None else []
+        obj.check_names(prepared.objectives, prepared.constraints, aggregates + summary)
 
 
 def check_metric(metric: str, has_test: bool, group_prefix: str | None,
@@ -139,7 +191,7 @@ def check_metric(metric: str, has_test: bool, group_prefix: str | None,
         raise UserError(f"--metric {metric!r}: {why}; choose one of {', '.join(allowed)}")
 
 
-def check_metric_form(metric: str, group_prefix: str | None) -> None:
+def check_metric_form(metric: str, group_prefix: str | None, first_of_several: bool = False) -> None:
     """What can be told of --metric before any model is built: a summary of a validation or
     test metric (under --repeats / --cv also its mean or std over the group)."""
     base = metric
@@ -148,6 +200,10 @@ def check_metric_form(metric: str, group_prefix: str | None) -> None:
             if metric.startswith(aggregate):
                 base = metric[len(aggregate):]
     if not base.startswith(("best_val_", "final_val_", "test_")) or base.endswith("_"):
+        if first_of_several:
+            raise UserError(f"--metric {metric!r}: the first of several --metric ranks hyperband, the pruner, early "
+                            "stopping and --keep-best, so it must be best_val_<name>, final_val_<name> or test_<name>; "
+                            "put cost metrics (params, latency_ms ...) after it")
         raise UserError(f"--metric {metric!r}: choose best_val_<name>, final_val_<name> or test_<name>, where "
                         "<name> is a metric the model logs (loss, accuracy, auc, mae ...)")
 

@@ -59,7 +59,10 @@ class StudyConfig:
     gpus: str | None = None  # "all" (None: all there are), "none", or indices "0,1,3" (execution.devices)
     per_gpu: int = 1  # trials sharing each GPU, each capped at about 1/K of its memory
     mixed_precision: bool = False  # Keras' mixed_float16 policy on GPUs
-    metric: str | None = None  # None: the default for the grouping (repeats, cv)
+    # None: the default for the grouping (repeats, cv). Several ("best_val_accuracy", "params:min"):
+    # objectives (core.objectives), the first ranks hyperband, the pruner, early stopping, --keep-best.
+    metric: str | tuple[str, ...] | None = None
+    constraints: tuple[str, ...] = ()  # "params<=50000": trials breaking one are infeasible (core.objectives)
     logdir: str | os.PathLike = "logs"
     experiment: str | None = None  # None: a timestamp and the process id
     overwrite: bool = False
@@ -93,6 +96,17 @@ class StudyConfig:
             options["targets"] = (options["targets"],)
         elif options.get("targets") is not None:
             options["targets"] = tuple(options["targets"])
+        if "constraint" in options:  # the CLI's flag name
+            options.setdefault("constraints", options.pop("constraint"))
+        if isinstance(options.get("constraints"), str):
+            options["constraints"] = (options["constraints"],)
+        elif options.get("constraints") is not None:
+            options["constraints"] = tuple(options["constraints"])
+        else:
+            options.pop("constraints", None)
+        if options.get("metric") is not None and not isinstance(options["metric"], str):
+            metrics = tuple(options["metric"])  # --metric repeated, or a list: one is a plain --metric
+            options["metric"] = metrics[0] if len(metrics) == 1 else metrics or None
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
@@ -105,6 +119,13 @@ class StudyConfig:
         return {"refine_from": self.refine_from, "from_metric": self.from_metric, "top_k": self.top_k,
                 "points": self.points, "widen": self.widen or None,
                 "base": self.base_hparams, "factor": self.factor, "pruner": self.pruner}
+
+    @property
+    def metric_texts(self) -> tuple[str, ...]:
+        """--metric as given: () for the default, one or several NAME[:min|max]."""
+        if self.metric is None:
+            return ()
+        return (self.metric,) if isinstance(self.metric, str) else tuple(self.metric)
 
     @property
     def sent_by(self) -> str | None:

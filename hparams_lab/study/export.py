@@ -121,9 +121,24 @@ def _chosen(experiment_dir: Path, record: ExperimentRecord, trial_id: str | None
     member = m.run_metric(record.metric)
     ranked = m.ranked(m.ranked(done, member, directions), record.metric, directions)
     best = [r for r in ranked if r.metrics.get(record.metric) is not None]
+    if record.objectives:  # several objectives: the front's best by the first (never an infeasible trial)
+        best = _front(ranked, record)
     if not best:
         raise UserError(f"experiment {str(experiment_dir)!r} has no successful trial with {record.metric} to export")
     return best[0]
+
+
+def _front(ranked: list[TrialResult], record: ExperimentRecord) -> list[TrialResult]:
+    """The front (core.objectives) of an experiment recorded with several objectives, best first by the first."""
+    from hparams_lab.core import objectives as obj
+
+    try:
+        objectives = [obj.parse_objective(text) for text in record.objectives]
+        constraints = [obj.parse_constraint(text) for text in record.constraints or []]
+    except (UserError, TypeError):
+        raise UserError("experiment.json's objectives or constraints are not readable; name a trial with --trial") \
+            from None
+    return obj.front(ranked, objectives, constraints)
 
 
 def _not_kept(result: TrialResult) -> str:

@@ -20,10 +20,11 @@ from typing import Any, Iterator
 
 from hparams_lab.core import groups
 from hparams_lab.core import metrics as m
+from hparams_lab.core import objectives as obj
 from hparams_lab.core.errors import UserError
 from hparams_lab.core.metrics import ranked
 from hparams_lab.core.space import Space
-from hparams_lab.core.trial import Trial, TrialResult
+from hparams_lab.core.trial import Trial, TrialResult, TrialStatus
 from hparams_lab.execution.events import Reporter, SilentReporter
 from hparams_lab.execution.local import InlineBackend, ProcessBackend, WorkerJob
 from hparams_lab.execution.loop import Backend, Limits, Stopped, drive
@@ -48,13 +49,40 @@ class StudyResult:
     classes: tuple[str, ...] | None = None  # the names of labels 0..n-1, when they were strings
     hparam_names: tuple[str, ...] = ()  # the space's, in its order
     stopped: Stopped | None = None  # a budget or --max-failures ended it before its plan did
+    # Several --metric or a --constraint (core.objectives); () when one metric ranks, as ever.
+    objectives: tuple[obj.Objective, ...] = ()
+    constraints: tuple[obj.Constraint, ...] = ()
 
     def ranked(self) -> list[TrialResult]:
+        """Best first; with several objectives the Pareto front first (core.objectives.ranked:
+        then later fronts, infeasible trials, unranked ones and failures), each by the first."""
+        if self.objectives:
+            return [p.result for p in self.placed()]
         return ranked(self.results, self.metric, self.directions)
+
+    def placed(self) -> list[obj.Placed]:
+        """With several objectives: every trial in ranked order with its pareto rank and why
+        it is infeasible (core.objectives.Placed); [] for one metric."""
+        return obj.ranked(self.results, self.objectives, self.constraints) if self.objectives else []
+
+    @property
+    def front(self) -> list[TrialResult]:
+        """The Pareto front (feasible, non-dominated), best first by the first objective;
+        for one metric, the best trial alone."""
+        if self.objectives:
+            return obj.front(self.results, self.objectives, self.constraints)
+        top = self.ranked()
+        return top[:1] if top and top[0].metrics.get(self.metric) is not None else []
 
     @property
     def best(self) -> StudyTrial | None:
-        """The best trial; ``best.load_model()`` loads its kept model, ``best.export(path)`` writes it out."""
+        """The best trial; ``best.load_model()`` loads its kept model, ``best.export(path)`` writes it out.
+
+        With several objectives: the front's best by the first objective (never an infeasible trial).
+        """
+        if self.objectives:
+            front = self.front
+            return as_study_trial(front[0]) if front else None
         top = self.ranked()
         return as_study_trial(top[0]) if top and top[0].metrics.get(self.metric) is not None else None
 
@@ -119,6 +147,8 @@ def run_study(
                                          fit=config.fit, keep_model=_kept_weights(config.keep_best, prepared.metric))
     data = prepared.data
     reporter.study_started(prepared.metric)
+    if prepared.several:
+        reporter.note(_objectives_note(prepared))
     if config.mixed_precision and not prepared.devices and config.scheduler is None:
         reporter.note("no GPU here: --mixed-precision is ignored, trials train in float32")
     for note in prepared.plan.notes:
@@ -144,7 +174,16 @@ def run_study(
                                              "at": dt.datetime.now().isoformat(timespec="seconds")},
                                     ).write(prepared.experiment_dir)
     return StudyResult(prepared.experiment_dir, prepared.metric, results, prepared.directions, data.classes,
-                       prepared.plan.space.names, stopped)
+                       prepared.plan.space.names, stopped, prepared.objectives, prepared.constraints)
+
+
+def _objectives_note(prepared: Prepared) -> str:
+    """Said once when trials are ranked by several objectives (or constrained)."""
+    said = ", ".join(str(o) for o in prepared.objectives)
+    kept = "; ".join(str(c) for c in prepared.constraints)
+    constrained = f"; infeasible unless {kept}" if kept else ""
+    return (f"objectives {said}{constrained}: the leaderboard shows the Pareto front first; hyperband, the "
+            f"pruner, early stopping and --keep-best rank by the first, {prepared.metric}")
 
 
 def _kept_weights(keep_best: int, metric: str) -> str | None:
@@ -184,7 +223,8 @@ def _logged(prepared: Prepared, settings: Any) -> list[str]:
 def _run(prepared: Prepared, backend: Backend, reporter: Reporter,
          limits: Limits) -> tuple[list[TrialResult], Stopped | None]:
     config, plan, experiment_dir = prepared.config, prepared.plan, prepared.experiment_dir
-    keeper = Keeper(experiment_dir, config.keep_best, prepared.metric, prepared.directions) if config.keep_best else None
+    keeper = (Keeper(experiment_dir, config.keep_best, prepared.metric, prepared.directions, prepared.constraints)
+              if config.keep_best else None)
     told = keeper.add if keeper is not None else None
     if plan.search is None:
         results, stopped = _run_remaining(experiment_dir, _expand(plan.trials, config.repeats, config.cv), backend,
@@ -196,7 +236,24 @@ def _run(prepared: Prepared, backend: Backend, reporter: Reporter,
         keeper.settle(results)
     if prepared.group_prefix is not None:
         results = _add_group_metrics(results, prepared.group_prefix, config.repeats if config.cv is None else config.cv)
+    if prepared.several:
+        results = _mark_front(results, prepared.objectives, prepared.constraints)
     return results, stopped
+
+
+def _mark_front(results: list[TrialResult], objectives: tuple[obj.Objective, ...],
+                constraints: tuple[obj.Constraint, ...]) -> list[TrialResult]:
+    """Each trial's pareto_rank (core.objectives) over the whole study, and why it is
+    infeasible, into its run's events and trial.json (store.rundirs.mark_front)."""
+    placed = {p.result.trial.id: p for p in obj.ranked(results, objectives, constraints)}
+    out = []
+    for result in results:
+        place = placed.get(result.trial.id)
+        if place is None or result.run_dir is None or result.status is not TrialStatus.SUCCESS:
+            out.append(result)
+        else:
+            out.append(rundirs.mark_front(result, place.rank, place.infeasible))
+    return out
 
 
 def _record(prepared: Prepared, logged: list[str]) -> ExperimentRecord:
@@ -211,22 +268,26 @@ def _record(prepared: Prepared, logged: list[str]) -> ExperimentRecord:
         model=prepared.model.name,
         metric=prepared.metric,
         metrics=[x.to_json() for x in _declared(data.x_test is not None, prepared.group_prefix, logged,
-                                                 prepared.directions)],
+                                                 prepared.directions, prepared.several)],
         settings=prepared.settings,
         data=data.source,
         classes=None if data.classes is None else list(data.classes),
         versions=_versions(),
         command=config.command,
         created=dt.datetime.now().isoformat(timespec="seconds"),
+        objectives=[str(o) for o in prepared.objectives] if prepared.several else None,
+        constraints=[str(c) for c in prepared.constraints] if prepared.constraints else None,
     )
 
 
 def _declared(has_test: bool, group_prefix: str | None, logged: list[str],
-              directions: dict[str, str]) -> list[m.Metric]:
-    """Every metric the trials will write: group aggregates first, then per-run ones."""
-    summary = m.summary_names(has_test, logged)
+              directions: dict[str, str], several: bool = False) -> list[m.Metric]:
+    """Every metric the trials will write: group aggregates first, then per-run ones; with
+    several objectives pareto_rank first of all (TensorBoard's filter on it shows the front)."""
+    summary = m.summary_names(has_test, logged) + list(m.COST_METRICS)  # groups aggregate the costs too
     aggregates = groups.aggregate_names(summary, group_prefix) if group_prefix is not None else []
-    return ([m.Metric(name, "", m.direction_of(name, directions)) for name in aggregates]
+    front = [m.Metric(m.PARETO_RANK, "", "min")] if several else []
+    return (front + [m.Metric(name, "", m.direction_of(name, directions)) for name in aggregates]
             + m.declared_metrics(has_test, logged, directions))
 
 

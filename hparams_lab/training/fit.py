@@ -23,6 +23,7 @@ from hparams_lab.core.contract import EpochCallback
 from hparams_lab.core.errors import UserError, one_line
 from hparams_lab.core.metrics import DIRECTIONS, higher_is_better, monitored
 from hparams_lab.core.trial import Trial
+from hparams_lab.training import costs
 from hparams_lab.training import epochs as epoch_loop
 from hparams_lab.training.compile import compile_args, is_compiled
 from hparams_lab.training.data import Dataset, cv_fold
@@ -80,6 +81,7 @@ class TrainOutcome:
     history: dict[str, list[float]]
     test: dict[str, float] | None = None
     epochs: int = 0
+    costs: dict[str, float] | None = None  # training.costs: params, epoch_time_s, latency_ms, peak_memory_mb
 
 
 @functools.cache
@@ -300,6 +302,8 @@ def train_trial(
                    if keeping and settings.keep_model == "best" and stop is None else None)
         if tracker is not None:
             callbacks.insert(1, tracker)
+        cost_timer = costs.epoch_timer(keras)  # cost metrics (training.costs): epoch times
+        callbacks.append(cost_timer)
         with _held_stderr(keep=_not_noise):
             if user_fit is not None:
                 user_fit(hparams, model, dataset, callbacks)
@@ -332,11 +336,12 @@ def train_trial(
                 test = {name: float(value) for name, value in test.items()}
         if checkpoint is not None:
             _save(model, checkpoint)
+        measured = costs.measure(model, dataset, cost_timer)  # cost metrics (training.costs)
     logs = {name: [float(v) for v in values] for name, values in watch.history().items()}
     # A segment always keeps its model: the configuration's later segments decide.
     if keeping and watch.logs and (stop is not None or worth_keeping(run_dir, logs, test)):
         _keep(model, run_dir, tracker, start + len(watch.logs), watch.logs[-1], settings.monitor)
-    return TrainOutcome(logs, test, epochs=len(watch.logs))
+    return TrainOutcome(logs, test, epochs=len(watch.logs), costs=measured)
 
 
 def _shape_key(hparams: Mapping[str, Any], model_spec: ModelSpec, settings: TrainSettings, batch_size: int,
