@@ -95,11 +95,16 @@ def test_bad_objectives_are_user_errors_before_anything_is_written(tmp_path, fak
     assert not (tmp_path / "bad" / "experiment.json").exists()
 
 
+def _cli_study(runner, tmp_path):
+    """The CLI study both tests read: two objectives and a constraint, on the fake train function."""
+    return runner.invoke(main, ["--strategy", "grid", "--space", _space_file(tmp_path), "--epochs", "1",
+                                "--metric", "best_val_accuracy", "--metric", "params:min",
+                                "--constraint", "params<=2000", "--logdir", str(tmp_path / "logs"),
+                                "--experiment", "cli"])
+
+
 def test_cli_repeats_metric_and_constraint(runner, tmp_path, fake_train):
-    result = runner.invoke(main, ["--strategy", "grid", "--space", _space_file(tmp_path), "--epochs", "1",
-                                  "--metric", "best_val_accuracy", "--metric", "params:min",
-                                  "--constraint", "params<=2000", "--logdir", str(tmp_path / "logs"),
-                                  "--experiment", "cli"])
+    result = _cli_study(runner, tmp_path)
     assert result.exit_code == 0, result.output
     assert "rank by the first, best_val_accuracy" in result.output
     record = json.loads((tmp_path / "logs" / "cli" / "experiment.json").read_text())
@@ -170,10 +175,7 @@ def test_one_metric_studies_write_no_pareto_rank(tmp_path, fake_train):
 
 
 def test_the_leaderboard_shows_the_front_first_and_marks_it(runner, tmp_path, fake_train):
-    result = runner.invoke(main, ["--strategy", "grid", "--space", _space_file(tmp_path), "--epochs", "1",
-                                  "--metric", "best_val_accuracy", "--metric", "params:min",
-                                  "--constraint", "params<=2000", "--logdir", str(tmp_path / "logs"),
-                                  "--experiment", "cli"])
+    result = _cli_study(runner, tmp_path)
     assert result.exit_code == 0, result.output
     board = result.output.split("Leaderboard by", 1)[1].splitlines()
     assert "the Pareto front first" in board[0]
