@@ -85,72 +85,77 @@ def order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 
 class EpochRunner:
-    """One model's epoch and validation functions over fixed training and validation arrays."""
+    """One model's epoch and validation functions.
 
-    def __init__(self, model: Any, x: Any, y: Any, x_val: Any, y_val: Any, batch_size: int):
+    The data are the functions' arguments, not constants in their graphs: trials whose
+    models agree in shape share one trace whatever their data (another seed's split, a
+    cross-validation fold, the next study's load), and validation and test share one."""
+
+    def __init__(self, model: Any, batch_size: int, train_spec: Any, val_spec: Any):
         import tensorflow as tf
 
         self.model, self.batch_size = model, int(batch_size)
-        self.n = len(_flat(x)[0])
-        self.steps = math.ceil(self.n / self.batch_size)
-        self.val_steps = math.ceil(len(_flat(x_val)[0]) / self.batch_size)
-        tensors = lambda arrays: tf.nest.map_structure(lambda a: tf.identity(tf.convert_to_tensor(a)), arrays)
-        self.train_data, self.val_data = tensors((x, y)), tensors((x_val, y_val))
-        self.arrays = _flat((x, y, x_val, y_val))  # what the tensors hold (matches)
-        self.train_epoch = tf.function(self._train_epoch)
-        self.evaluate = tf.function(self._evaluate)
+        self.specs = (train_spec, val_spec)
+        # Signatures of any number of samples: one trace serves every size.
+        self.train_epoch = tf.function(self._train_epoch,
+                                       input_signature=[tf.TensorSpec([None], tf.int32), train_spec])
+        self.evaluate = tf.function(self._evaluate, input_signature=[val_spec])
 
-    def build(self) -> None:
+    def build(self, train: Any) -> None:
         """Model, loss, metrics and optimizer variables made before tracing, as fit would."""
         import tensorflow as tf
 
-        model = self.model
-        first = tf.nest.map_structure(lambda t: t[:1], self.train_data)
-        model._symbolic_build(data_batch=first)
+        self.model._symbolic_build(data_batch=tf.nest.map_structure(lambda t: t[:1], train))
 
-    def _train_epoch(self, order: Any) -> None:
+    def _train_epoch(self, order: Any, data: Any) -> Any:
+        """One epoch of train_step over ``data`` in ``order``; the epoch's metrics."""
         import tensorflow as tf
 
-        b, model, data = self.batch_size, self.model, self.train_data
+        b, model = self.batch_size, self.model
+        model.reset_metrics()  # in the graph: no host round trip per metric
 
         def body(i: Any) -> Any:
             index = order[i * b:(i + 1) * b]
             model.train_step(tf.nest.map_structure(lambda t: tf.gather(t, index), data))
             return (i + 1,)
 
-        tf.while_loop(lambda i: i < self.steps, body, (tf.constant(0),))
+        steps = (tf.shape(order)[0] + b - 1) // b
+        tf.while_loop(lambda i: i < steps, body, (tf.constant(0),))
+        return model.get_metrics_result()
 
-    def _evaluate(self) -> None:
+    def _evaluate(self, data: Any) -> Any:
+        """test_step over ``data`` in batches; its metrics."""
         import tensorflow as tf
 
-        b, model, data = self.batch_size, self.model, self.val_data
+        b, model = self.batch_size, self.model
+        model.reset_metrics()
 
         def body(i: Any) -> Any:
             model.test_step(tf.nest.map_structure(lambda t: t[i * b:(i + 1) * b], data))
             return (i + 1,)
 
-        tf.while_loop(lambda i: i < self.val_steps, body, (tf.constant(0),))
+        steps = (tf.shape(tf.nest.flatten(data)[0])[0] + b - 1) // b
+        tf.while_loop(lambda i: i < steps, body, (tf.constant(0),))
+        return model.get_metrics_result()
 
-    def fit(self, callbacks: Any, *, seed: int, initial_epoch: int, epochs: int) -> None:
-        """model.fit's epoch loop, callbacks included, one graph call per epoch and split."""
+    def fit(self, callbacks: Any, train: Any, val: Any, *, seed: int, initial_epoch: int, epochs: int) -> None:
+        """model.fit's epoch loop over tensors ``train`` and ``val``, callbacks included, one
+        graph call per epoch and split."""
         import tensorflow as tf
 
         model = self.model
-        self.build()
+        self.build(train)
+        n = int(_flat(train)[0].shape[0])
         model.stop_training = False
         callbacks.on_train_begin()
         logs: dict[str, Any] | None = None
         for epoch in range(initial_epoch, epochs):
-            model.reset_metrics()
             callbacks.on_epoch_begin(epoch)
-            self.train_epoch(tf.constant(order(seed, epoch, self.n)))
-            logs = dict(model.get_metrics_result())
+            logs = dict(self.train_epoch(tf.constant(order(seed, epoch, n)), train))
             callbacks.on_test_begin()
-            model.reset_metrics()
-            self.evaluate()
-            val = dict(model.get_metrics_result())
-            callbacks.on_test_end(val)
-            logs.update({f"val_{name}": value for name, value in val.items()})
+            val_logs = dict(self.evaluate(val))
+            callbacks.on_test_end(val_logs)
+            logs.update({f"val_{name}": value for name, value in val_logs.items()})
             callbacks.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
@@ -158,14 +163,11 @@ class EpochRunner:
             model.optimizer.finalize_variable_values(model.trainable_weights)
         callbacks.on_train_end(logs)
 
-
-    def matches(self, model: Any, x: Any, y: Any, x_val: Any, y_val: Any, batch_size: int) -> bool:
+    def matches(self, model: Any, batch_size: int, specs: tuple) -> bool:
         """Whether ``model`` (a fresh build of the same shape) can train on this runner's
-        traced functions: equal arrays (the same data loaded again by the next study is equal,
-        for a fraction of a trace's cost), the same batch size, variables of equal shapes."""
-        arrays = _flat((x, y, x_val, y_val))
-        same_data = len(arrays) == len(self.arrays) and all(map(_equal, arrays, self.arrays))
-        return (same_data and int(batch_size) == self.batch_size
+        traced functions: the same batch size and kind of data, variables of equal shapes,
+        the same optimizer."""
+        return (int(batch_size) == self.batch_size and specs == self.specs
                 and _shapes(model.variables) == _shapes(self.model.variables)
                 and type(model.optimizer) is type(self.model.optimizer))
 
@@ -183,8 +185,38 @@ class EpochRunner:
         return model
 
 
-def _equal(a: np.ndarray, b: np.ndarray) -> bool:
-    return a is b or (a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b))
+# The last data converted (its arrays, its tensors): a study passes the same arrays to each trial.
+_DATA: list[Any] = [[], None]
+
+
+def tensors(arrays: Any) -> Any:
+    """``arrays`` as tensors on the device, converted once while the same arrays come back
+    (one copy for all the kept runners)."""
+    import tensorflow as tf
+
+    flat, (held, converted) = _flat(arrays), _DATA
+    if len(flat) != len(held) or any(a is not b for a, b in zip(flat, held)):
+        converted = tf.nest.map_structure(lambda a: tf.identity(tf.convert_to_tensor(a)), arrays)
+        _DATA[:] = [flat, converted]
+    return converted
+
+
+def evaluate(model: Any, x: Any, y: Any, *, batch_size: int) -> dict[str, Any]:
+    """``model.evaluate(x, y, return_dict=True)`` through one traced test_step loop (a
+    fraction of evaluate's trace): the metrics' values, as tensors."""
+    import tensorflow as tf
+
+    data = tf.nest.map_structure(tf.convert_to_tensor, (x, y))
+    runner = EpochRunner(model, batch_size, spec(data), spec(data))
+    runner.build(data)
+    return dict(runner.evaluate(data))
+
+
+def spec(data: Any) -> Any:
+    """The signature of ``data`` (tensors) for any number of samples."""
+    import tensorflow as tf
+
+    return tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), data)
 
 
 def _shapes(variables: Sequence[Any]) -> list[tuple]:
@@ -193,7 +225,7 @@ def _shapes(variables: Sequence[Any]) -> list[tuple]:
 
 # Runners kept between trials, by the trainer's key for a model's shape (training.fit): a
 # trial of a shape seen before reuses its traced epoch and validation functions (~0.7 s of
-# tracing for the default MLP). Few, most recent first out, so memory stays bounded.
+# tracing for the default MLP), whatever its data. Few, oldest out first, so memory stays bounded.
 _KEPT: "OrderedDict[Hashable, EpochRunner]" = OrderedDict()
 KEPT_RUNNERS = 4
 
@@ -205,17 +237,20 @@ def fit(model: Any, x: Any, y: Any, x_val: Any, y_val: Any, *, batch_size: int, 
     holding ``model``'s values (``EpochRunner.adopt``). Its History is ``model.history``."""
     import keras
 
+    train, val = tensors(((x, y), (x_val, y_val)))
+    specs = (spec(train), spec(val))
     runner = _KEPT.get(key) if key is not None else None
-    if runner is not None and runner.matches(model, x, y, x_val, y_val, batch_size):
+    if runner is not None and runner.matches(model, batch_size, specs):
         model = runner.adopt(model)
         _KEPT.move_to_end(key)
     else:
-        runner = EpochRunner(model, x, y, x_val, y_val, batch_size)
+        runner = EpochRunner(model, batch_size, *specs)
         if key is not None:
             _KEPT[key] = runner
             while len(_KEPT) > KEPT_RUNNERS:
                 _KEPT.popitem(last=False)
+    steps = math.ceil(len(_flat(x)[0]) / runner.batch_size)
     callback_list = keras.callbacks.CallbackList(
-        callbacks, add_history=True, add_progbar=False, verbose=0, epochs=epochs, steps=runner.steps, model=model)
-    runner.fit(callback_list, seed=seed, initial_epoch=initial_epoch, epochs=epochs)
+        callbacks, add_history=True, add_progbar=False, verbose=0, epochs=epochs, steps=steps, model=model)
+    runner.fit(callback_list, train, val, seed=seed, initial_epoch=initial_epoch, epochs=epochs)
     return model
