@@ -8,8 +8,10 @@ hyperband with R = --max-epochs, and random search over as many configurations a
 hyperband's brackets start, each trained R epochs (what hyperband saves is the
 training of the configurations it stops early). Also hyperband with `--workers 2`
 (asynchronous promotions) and successive halving (the first bracket alone). Prints a
-markdown table per seed and the goal check: within 0.5 point of random's best with
-at most 1/3 of its epochs. Run by hand; the numbers go to BENCHMARKS.md.
+markdown table per seed and the goal checks: within 0.5 point of random's best with
+at most 1/3 of its epochs (issue 6), and the wall time per epoch trained within 1.3x of
+random's (issue 14: what each segment pays to build, restore and trace). Run by hand;
+the numbers go to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -55,14 +57,18 @@ def main() -> None:
                   f"best {accuracy(run.best)}", flush=True)
 
     random = results["random"]
-    print("\n| side | seeds | wall time (mean) | epochs (mean) | epochs / random | best (each seed) "
-          "| best - random (points, worst seed) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    def per_epoch(runs: list[Run]) -> float:
+        return sum(r.wall_s for r in runs) / sum(r.epochs for r in runs)
+
+    print("\n| side | seeds | wall time (mean) | epochs (mean) | epochs / random | wall per epoch "
+          "| per epoch / random's | best (each seed) | best - random (points, worst seed) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, runs in results.items():
         epochs = statistics.mean(r.epochs for r in runs)
         gaps = [100 * (r.best - base.best) for r, base in zip(runs, random)]
         print(f"| {label} | {len(runs)} | {statistics.mean(r.wall_s for r in runs):.1f} s | {epochs:.0f} | "
-              f"{epochs / statistics.mean(r.epochs for r in random):.2f} | "
+              f"{epochs / statistics.mean(r.epochs for r in random):.2f} | {1000 * per_epoch(runs):.0f} ms | "
+              f"{per_epoch(runs) / per_epoch(random):.2f} | "
               f"{', '.join(accuracy(r.best) for r in runs)} | {min(gaps):+.2f} |")
 
 

@@ -121,20 +121,20 @@ def kerastuner_child(directory: str, trials: int, epochs: int, seed: int) -> Non
     sys.path.insert(0, str(ROOT))
     import keras_tuner as kt
 
-    from hparams_lab.training.data import load_dataset
+    from hparams_lab.training.data import load_data
     from hparams_lab.training.models import build_model, build_optimizer, resolve_model
     from hparams_lab.study.run import DEFAULT_SPACE
     from hparams_lab.training.fit import import_keras
 
     keras = import_keras()  # hparams_lab's TensorFlow set-up: quiet start-up, op determinism
-    data, mlp = load_dataset("digits", seed=seed), resolve_model("mlp")
+    data, mlp = load_data("digits", seed=seed), resolve_model("mlp")
     epochs_trained = []
 
     class MLP(kt.HyperModel):
         def build(self, hp):
             hparams = kt_hparams(hp, DEFAULT_SPACE)
             keras.utils.set_random_seed(seed)  # as hparams_lab seeds each trial (after clear_session)
-            model = build_model(mlp, hparams, data.input_shape, data.n_classes)
+            model = build_model(mlp, hparams, data.input_shape, data.n_outputs, data.task)
             model.compile(optimizer=build_optimizer(hparams), loss="sparse_categorical_crossentropy",
                           metrics=["accuracy"])
             return model

@@ -156,7 +156,7 @@ def test_a_callback_with_per_batch_hooks_trains_with_fit_and_says_so_once(data, 
 def test_a_trial_on_a_kept_runner_trains_as_on_a_model_of_its_own(data, monkeypatch):
     """Trials of one shape share a traced epoch loop, whatever their data; the numbers are a
     fresh model's, bit for bit."""
-    other = {**HPARAMS, "learning_rate": 0.002}  # same shape: the learning rate is a variable
+    other = {**HPARAMS, "learning_rate": 0.002, "dropout": 0.35}  # same shape: both rates are variables
     reversed_ = dataclasses.replace(data, x_train=data.x_train[::-1].copy(), y_train=data.y_train[::-1].copy())
     fewer = dataclasses.replace(data, x_train=data.x_train[:200], y_train=data.y_train[:200])
     monkeypatch.setattr(epoch_loop, "_KEPT", epoch_loop.OrderedDict())

@@ -21,13 +21,16 @@ import resource
 import statistics
 import sys
 import time
+import weakref
 from typing import Any
 
 from hparams_lab.core.metrics import COST_METRICS
 
 __all__ = ["COST_METRICS", "epoch_timer", "measure"]
 LATENCY_CALLS = 200
-LATENCY_BUDGET_S = 0.05  # a few hundred calls of a small MLP; fewer of a big model
+LATENCY_BUDGET_S = 0.02  # ~100 calls of a small MLP; fewer of a big model
+# Each model's traced inference call, as long as the model lives.
+_CALLS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
 def epoch_timer(keras: Any) -> Any:
@@ -83,7 +86,10 @@ def latency_ms(model: Any, dataset: Any) -> float | None:
         samples = _samples(dataset, LATENCY_CALLS)
         if not samples:
             return None
-        call = tf.function(lambda x: model(x, training=False), reduce_retracing=True, autograph=False)
+        call = _CALLS.get(model)
+        if call is None:  # a kept model (training.epochs) has its traced call from an earlier trial
+            call = _CALLS[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+                                               autograph=False)
         call(samples[0])  # traced once, not timed
         times = []
         deadline = time.perf_counter() + LATENCY_BUDGET_S

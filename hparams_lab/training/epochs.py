@@ -173,11 +173,14 @@ class EpochRunner:
 
     def adopt(self, fresh: Any) -> Any:
         """The kept model, with every value of ``fresh``: weights and dropout seeds as the trial's
-        seed built them, the optimizer's step count, slots and learning rate (a variable) as
-        new. So the trial trains exactly as it would on a model of its own, without tracing."""
+        seed built them, dropout rates (training.layers), the optimizer's step count, slots and
+        learning rate (a variable) as new. So the trial trains exactly as it would on a model of its own, without tracing."""
+        from hparams_lab.training.layers import set_rates
+
         model = self.model
         for kept, value in zip(model.variables, fresh.variables, strict=True):
             kept.assign(value)
+        set_rates(model, fresh)  # hparams_lab's dropout layers: their rates
         if not fresh.optimizer.built:  # built already when a segment restored its checkpoint
             fresh.optimizer.build(fresh.trainable_variables)
         for kept, value in zip(model.optimizer.variables, fresh.optimizer.variables, strict=True):
@@ -219,15 +222,24 @@ def spec(data: Any) -> Any:
     return tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), data)
 
 
+def _kept_bytes() -> int:
+    """The kept models' variables (weights, optimizer slots), in bytes."""
+    return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize
+               for runner in _KEPT.values() for v in [*runner.model.variables, *runner.model.optimizer.variables])
+
+
 def _shapes(variables: Sequence[Any]) -> list[tuple]:
     return [(tuple(v.shape), str(v.dtype)) for v in variables]
 
 
 # Runners kept between trials, by the trainer's key for a model's shape (training.fit): a
 # trial of a shape seen before reuses its traced epoch and validation functions (~0.7 s of
-# tracing for the default MLP), whatever its data. Few, oldest out first, so memory stays bounded.
+# tracing for the default MLP), whatever its data. The least recently used go first once
+# there are more than KEPT_RUNNERS or their models' variables pass KEPT_BYTES (a 32-point
+# grid revisits each of its 16 shapes; a big model's runners take the memory of few).
 _KEPT: "OrderedDict[Hashable, EpochRunner]" = OrderedDict()
-KEPT_RUNNERS = 4
+KEPT_RUNNERS = 16
+KEPT_BYTES = 1 << 28
 
 
 def fit(model: Any, x: Any, y: Any, x_val: Any, y_val: Any, *, batch_size: int, callbacks: list,
@@ -247,7 +259,7 @@ def fit(model: Any, x: Any, y: Any, x_val: Any, y_val: Any, *, batch_size: int, 
         runner = EpochRunner(model, batch_size, *specs)
         if key is not None:
             _KEPT[key] = runner
-            while len(_KEPT) > KEPT_RUNNERS:
+            while len(_KEPT) > 1 and (len(_KEPT) > KEPT_RUNNERS or _kept_bytes() > KEPT_BYTES):
                 _KEPT.popitem(last=False)
     steps = math.ceil(len(_flat(x)[0]) / runner.batch_size)
     callback_list = keras.callbacks.CallbackList(

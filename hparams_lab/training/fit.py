@@ -12,6 +12,7 @@ import gc
 import inspect
 import math
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -354,10 +355,21 @@ def _shape_key(hparams: Mapping[str, Any], model_spec: ModelSpec, settings: Trai
                ours: bool) -> tuple:
     """Which trials can share one traced epoch loop (training.epochs): the same model, hparams,
     batch size, loss and metrics; the learning rate aside when hparams_lab built the optimizer
-    (a Keras optimizer holds it in a variable, not in the graph). ``epochs`` is the loop's length."""
+    (a Keras optimizer holds it in a variable, not in the graph), and in hparams_lab's own
+    models a dropout rate above 0 (a variable too: training.layers; 0 is no layer). ``epochs``
+    is not in the graph either: the loop's length."""
     skip = {"epochs", "learning_rate"} if ours else {"epochs"}
-    shape = tuple(sorted((name, repr(value)) for name, value in hparams.items() if name not in skip))
+
+    def shape_of(name: str, value: Any) -> str:
+        if model_spec.builtin and _DROPOUT.match(name) and isinstance(value, (int, float)) and 0 < value < 1:
+            return "a rate"
+        return repr(value)
+
+    shape = tuple(sorted((name, shape_of(name, value)) for name, value in hparams.items() if name not in skip))
     return (repr(model_spec), shape, batch_size, repr(settings.loss), repr(settings.metrics))
+
+
+_DROPOUT = re.compile(r"^dropout(_[1-9][0-9]*)?$")  # the built-in models' dropout and dropout_i
 
 
 def _fit_arrays(model: Any, dataset: Dataset, callbacks: list, *, seed: int, initial_epoch: int, epochs: int,

@@ -318,12 +318,14 @@ def _dense_head(x: Any, config: Mapping[str, Any], n_hidden: int, n_outputs: int
     takes config["layers"][i] (its units and dropout) where the config has per-layer ones."""
     from keras import layers
 
+    from hparams_lab.training.layers import tuned_dropout
+
     args = _keras_layer_args(config)
     per_layer = config.get("layers") or [(config["units"], config["dropout"])] * n_hidden
     for units, dropout in per_layer[:n_hidden]:
         x = layers.Dense(units, **args)(x)
         if dropout > 0:
-            x = layers.Dropout(dropout)(x)
+            x = tuned_dropout()(dropout)(x)  # its rate a variable: trials of other rates share a trace
     return layers.Dense(
         n_outputs, activation=head, kernel_initializer=args["kernel_initializer"]
     )(x)

@@ -47,7 +47,7 @@ def best_epoch_tracker(keras: Any, monitor: str, maximize: bool, start: int = 0)
                 return
             if math.isnan(self._best) or (value > self._best if maximize else value < self._best):
                 self._best = value
-                self.weights = [w.copy() for w in self.model.get_weights()]
+                self.weights = self.model.get_weights()  # new numpy arrays: copies on the host
                 self.epoch = start + self._seen
                 self.logs = _numbers(logs)
 
