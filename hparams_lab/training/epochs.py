@@ -174,7 +174,8 @@ class EpochRunner:
     def adopt(self, fresh: Any) -> Any:
         """The kept model, with every value of ``fresh``: weights and dropout seeds as the trial's
         seed built them, dropout rates (training.layers), the optimizer's step count, slots and
-        learning rate (a variable) as new. So the trial trains exactly as it would on a model of its own, without tracing."""
+        learning rate (a variable) as new. So the trial trains exactly as it would on a model of
+        its own, without tracing."""
         from hparams_lab.training.layers import set_rates
 
         model = self.model
