@@ -8,6 +8,8 @@ import pytest
 from hparams_lab.training.fit import import_keras
 from hparams_lab.training.models import build_model, resolve_model
 
+pytestmark = pytest.mark.slow  # real Keras layers and models
+
 
 def mlp(dropout, seed=0):
     keras = import_keras()

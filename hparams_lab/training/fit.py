@@ -12,7 +12,6 @@ import gc
 import inspect
 import math
 import os
-import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from hparams_lab.training import epochs as epoch_loop
 from hparams_lab.training.compile import compile_args, is_compiled
 from hparams_lab.training.data import Dataset, cv_fold
 from hparams_lab.training.importer import import_function
-from hparams_lab.training.models import ModelSpec, build_model, build_optimizer
+from hparams_lab.training.models import DROPOUT_RATE, ModelSpec, build_model, build_optimizer
 from hparams_lab.training.saving import best_epoch_tracker, save_model, unsaved, worth_keeping
 
 Hook = str | Callable[..., Any] | None  # 'package.module:function', a function, or none
@@ -361,15 +360,12 @@ def _shape_key(hparams: Mapping[str, Any], model_spec: ModelSpec, settings: Trai
     skip = {"epochs", "learning_rate"} if ours else {"epochs"}
 
     def shape_of(name: str, value: Any) -> str:
-        if model_spec.builtin and _DROPOUT.match(name) and isinstance(value, (int, float)) and 0 < value < 1:
+        if model_spec.builtin and DROPOUT_RATE.match(name) and isinstance(value, (int, float)) and 0 < value < 1:
             return "a rate"
         return repr(value)
 
     shape = tuple(sorted((name, shape_of(name, value)) for name, value in hparams.items() if name not in skip))
     return (repr(model_spec), shape, batch_size, repr(settings.loss), repr(settings.metrics))
-
-
-_DROPOUT = re.compile(r"^dropout(_[1-9][0-9]*)?$")  # the built-in models' dropout and dropout_i
 
 
 def _fit_arrays(model: Any, dataset: Dataset, callbacks: list, *, seed: int, initial_epoch: int, epochs: int,

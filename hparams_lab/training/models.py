@@ -29,6 +29,8 @@ MLP_HPARAMS = _COMMON | {"num_layers", "num_units", "extra_layer"}
 # layer); a layer without its own takes units / dropout. In a space they are conditional on
 # num_layers: [hparams.units_2] when = { num_layers = ">= 2" }.
 _PER_LAYER = re.compile(r"^(units|dropout)_([1-9][0-9]*)$")
+# The built-in models' dropout rates: dropout and dropout_i (training.layers holds them in variables).
+DROPOUT_RATE = re.compile(r"^dropout(_[1-9][0-9]*)?$")
 CNN_HPARAMS = _COMMON | {"filters", "kernel_size", "num_conv_layers", "image_size"}
 # Which optimizer reads which hparam (learning_rate: all of them).
 _OPTIMIZER_HPARAMS = {
