@@ -228,7 +228,7 @@ class StudyTrain(FakeTrain):
 
 
 class FakeTrainer:
-    """Stands in for ``hparams_lab.training.fit.trainer(data, model_spec, settings, folds, seed)``:
+    """Stands in for ``hparams_lab.training.fit.trainer(data, model_spec, settings, folds, seed, upcoming)``:
     each train function it makes is a StudyTrain with ``options`` and the study's settings
     (epochs from them, test metrics where the data set has a test split); ``calls`` and
     ``made`` collect what they all did, across every study of one test."""
@@ -256,7 +256,7 @@ class FakeTrainer:
         self.logged = tuple(self.options.get("logged", (*names, "loss")))
         return list(self.logged)
 
-    def __call__(self, data, model_spec, settings, folds, seed):
+    def __call__(self, data, model_spec, settings, folds, seed, upcoming=()):
         self.made.append(Made(data, model_spec, settings, folds, seed))
         options = {"epochs": None, "with_test": data.x_test is not None, "logged": self.logged, **self.options}
         train = StudyTrain(data, model_spec, folds, seed, settings=settings, **options)

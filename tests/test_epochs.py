@@ -176,3 +176,52 @@ def test_a_trial_on_a_kept_runner_trains_as_on_a_model_of_its_own(data, monkeypa
     assert list(epoch_loop._KEPT.values()) == [runner]
     train(data, {**HPARAMS, "units": 8}, seed=3)  # another shape: a runner of its own
     assert len(epoch_loop._KEPT) == 2
+
+
+STATEFUL_RANDOM = ("Random", "Stateful", "Rng", "Multinomial", "TruncatedNormal")
+
+
+def op_types(graph) -> set[str]:
+    """The op types of a traced graph and of every function it calls (the while loop's body)."""
+    types = {op.type for op in graph.get_operations()}
+    for function in graph._functions.values():
+        types |= {node.op for node in function.cached_definition.node_def}
+    return types
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, hparams", [("mlp", HPARAMS), ("cnn", {"filters": 4, "units": 8, "dropout": 0.3})])
+def test_a_built_in_models_epoch_loop_draws_from_no_stateful_random_op(data, model, hparams):
+    """What lets a trial keep TensorFlow's kernel cache (training.fit._kernels_kept): no kernel of
+    these graphs holds a random stream that seeding would have restarted."""
+    keras = import_keras()
+    keras.backend.clear_session()
+    built = compiled_model(hparams, data, resolve_model(model), TrainSettings())
+    train, val = epoch_loop.tensors(((data.x_train, data.y_train), (data.x_val, data.y_val)))
+    runner = epoch_loop.EpochRunner(built, 32, epoch_loop.spec(train), epoch_loop.spec(val))
+    runner.build(train)
+    types = set()
+    for function in (runner.train_epoch, runner.evaluate):
+        types |= op_types(function.get_concrete_function().graph)
+    assert any(t.startswith("StatelessRandom") for t in types)  # dropout's masks: stateless
+    stateful = {t for t in types if not t.startswith("Stateless") and any(s in t for s in STATEFUL_RANDOM)}
+    assert types and not stateful
+
+
+@pytest.mark.slow
+def test_seeding_with_the_kernel_cache_kept_sets_tensorflows_seed_as_tensorflow_does():
+    import tensorflow as tf
+    from tensorflow.python.framework import random_seed
+
+    from hparams_lab.training.fit import _kernels_kept
+
+    keras = import_keras()
+    tf.random.set_seed(3)
+    expected = [random_seed.get_seed(None) for _ in range(3)]
+    first = float(tf.random.uniform([1], seed=1)[0])
+    with _kernels_kept():
+        keras.utils.set_random_seed(3)
+    assert [random_seed.get_seed(None) for _ in range(3)] == expected  # the same op seeds follow
+    assert float(tf.random.uniform([1], seed=1)[0]) != first  # the op's kernel was kept: its stream goes on
+    tf.random.set_seed(3)
+    assert float(tf.random.uniform([1], seed=1)[0]) == first  # TensorFlow's own seeding restarts it

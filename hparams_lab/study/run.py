@@ -165,7 +165,10 @@ def run_study(
         logged = _logged(prepared, settings)
         check_logged(prepared, logged)
         record = _record(prepared, logged)
-        backend = backend or InlineBackend(trainer(data, prepared.model, settings, config.cv, config.seed), reporter)
+        if backend is None:  # this process trains the plan's trials, one after the other
+            train = trainer(data, prepared.model, settings, config.cv, config.seed,
+                            upcoming=[trial.hparams for trial in prepared.plan.trials])
+            backend = InlineBackend(train, reporter)
         with resume.opened(prepared.experiment_dir, record, config.overwrite):
             results, stopped = _run(prepared, backend, reporter, limits)
             if stopped is not None:  # experiment.json says what ended it; a resume clears it

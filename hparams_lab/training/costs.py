@@ -86,10 +86,7 @@ def latency_ms(model: Any, dataset: Any) -> float | None:
         samples = _samples(dataset, LATENCY_CALLS)
         if not samples:
             return None
-        call = _CALLS.get(model)
-        if call is None:  # a kept model (training.epochs) has its traced call from an earlier trial
-            call = _CALLS[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
-                                               autograph=False)
+        call = inference_call(model)
         call(samples[0])  # traced once, not timed
         times = []
         deadline = time.perf_counter() + LATENCY_BUDGET_S
@@ -102,6 +99,18 @@ def latency_ms(model: Any, dataset: Any) -> float | None:
         return statistics.median(times) * 1000.0
     except Exception:  # a model that cannot be called on one sample (a user's): no latency
         return None
+
+
+def inference_call(model: Any) -> Any:
+    """``model(x, training=False)`` as a tf.function, one per model: a kept model (training.epochs)
+    has its traced call from an earlier trial."""
+    import tensorflow as tf
+
+    call = _CALLS.get(model)
+    if call is None:
+        call = _CALLS[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+                                           autograph=False)
+    return call
 
 
 def _samples(dataset: Any, n: int) -> list:

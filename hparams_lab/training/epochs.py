@@ -18,12 +18,17 @@ inside the functions.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
+import threading
 import warnings
 from collections import OrderedDict
-from typing import Any, Hashable, Sequence
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import numpy as np
+
+from hparams_lab.training import costs
 
 # Training data held as tensors on the device: above this, fit's streaming pipeline.
 MAX_BYTES = 1 << 30
@@ -49,6 +54,15 @@ def why_not(model: Any, callbacks: Sequence[Any], x: Any, y: Any) -> str | None:
         return "the model was built under a distribution strategy"
     if getattr(model, "jit_compile", False) is True:
         return "the model is compiled with jit_compile=True"
+    return _arrays_why_not(x, y)
+
+
+def arrays_fit(x: Any, y: Any) -> bool:
+    """Whether the data alone can train through the epoch loop (why_not's part of it)."""
+    return _arrays_why_not(x, y) is None
+
+
+def _arrays_why_not(x: Any, y: Any) -> str | None:
     arrays = _flat(x) + _flat(y)
     if not arrays or not all(isinstance(a, np.ndarray) for a in arrays):
         return "the data is not numpy arrays"
@@ -96,16 +110,20 @@ class EpochRunner:
 
         self.model, self.batch_size = model, int(batch_size)
         self.specs = (train_spec, val_spec)
+        self.built = False
         # Signatures of any number of samples: one trace serves every size.
         self.train_epoch = tf.function(self._train_epoch,
                                        input_signature=[tf.TensorSpec([None], tf.int32), train_spec])
         self.evaluate = tf.function(self._evaluate, input_signature=[val_spec])
 
     def build(self, train: Any) -> None:
-        """Model, loss, metrics and optimizer variables made before tracing, as fit would."""
+        """Model, loss, metrics and optimizer variables made before tracing, as fit would; once
+        (a kept model stays built)."""
         import tensorflow as tf
 
-        self.model._symbolic_build(data_batch=tf.nest.map_structure(lambda t: t[:1], train))
+        if not self.built:
+            self.model._symbolic_build(data_batch=tf.nest.map_structure(lambda t: t[:1], train))
+            self.built = True
 
     def _train_epoch(self, order: Any, data: Any) -> Any:
         """One epoch of train_step over ``data`` in ``order``; the epoch's metrics."""
@@ -241,6 +259,8 @@ def _shapes(variables: Sequence[Any]) -> list[tuple]:
 _KEPT: "OrderedDict[Hashable, EpochRunner]" = OrderedDict()
 KEPT_RUNNERS = 16
 KEPT_BYTES = 1 << 28
+# Python's switch interval while a thread traces (5 ms otherwise).
+WARMING_SWITCH_S = 0.0005
 
 
 def fit(model: Any, x: Any, y: Any, x_val: Any, y_val: Any, *, batch_size: int, callbacks: list,
@@ -259,11 +279,70 @@ def fit(model: Any, x: Any, y: Any, x_val: Any, y_val: Any, *, batch_size: int, 
     else:
         runner = EpochRunner(model, batch_size, *specs)
         if key is not None:
-            _KEPT[key] = runner
-            while len(_KEPT) > 1 and (len(_KEPT) > KEPT_RUNNERS or _kept_bytes() > KEPT_BYTES):
-                _KEPT.popitem(last=False)
+            _keep(key, runner)
     steps = math.ceil(len(_flat(x)[0]) / runner.batch_size)
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=False, verbose=0, epochs=epochs, steps=steps, model=model)
     runner.fit(callback_list, train, val, seed=seed, initial_epoch=initial_epoch, epochs=epochs)
     return model
+
+
+def _keep(key: Hashable, runner: EpochRunner) -> None:
+    from tensorflow.python.eager import context
+
+    _KEPT[key] = runner
+    evicted = False
+    while len(_KEPT) > 1 and (len(_KEPT) > KEPT_RUNNERS or _kept_bytes() > KEPT_BYTES):
+        _KEPT.popitem(last=False)
+        evicted = True
+    if evicted:  # trials keep TensorFlow's kernel cache (training.fit): the ones let go leave it
+        context.context().clear_kernel_cache()
+
+
+def is_kept(key: Hashable) -> bool:
+    return key in _KEPT
+
+
+@contextlib.contextmanager
+def warming(key: Hashable, build: Callable[[], Any], batch_size: int, x: Any, y: Any, x_val: Any,
+            y_val: Any) -> Iterator[None]:
+    """While the block runs (a trial training), a coming trial's runner is traced in a thread.
+
+    ``build`` makes a model of the coming trial's shape: its values do not matter, the trial
+    that uses the runner brings its own (``EpochRunner.adopt``), so its numbers are those of
+    a model of its own, bit for bit. An epoch runs in TensorFlow without Python's lock, so
+    on a machine of few cores the ~0.5-1 s of tracing hides behind the epochs. The thread
+    is done when the block ends: the next trial's clear_session and seeding must not meet
+    a model being built. Anything that fails here fails again, and is said, in the trial."""
+    import keras
+
+    train, val = tensors(((x, y), (x_val, y_val)))  # the trials' own tensors: one copy
+    policy = keras.config.dtype_policy()  # Keras' settings are per thread
+    made: list[EpochRunner] = []
+
+    def trace() -> None:
+        import tensorflow as tf
+
+        try:
+            keras.config.set_dtype_policy(policy)
+            runner = EpochRunner(build(), batch_size, spec(train), spec(val))
+            runner.build(train)
+            # Called on no samples: traced and instantiated, no variable changes.
+            runner.train_epoch(tf.zeros([0], tf.int32), train)
+            runner.evaluate(tf.nest.map_structure(lambda t: t[:0], val))
+            costs.inference_call(runner.model)(tf.nest.map_structure(lambda t: t[:1], val[0]))
+            made.append(runner)
+        except Exception:  # noqa: BLE001 - the trial of that shape traces its own
+            pass
+
+    thread = threading.Thread(target=trace, name="hparams_lab-warming", daemon=True)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(WARMING_SWITCH_S)  # the training thread waits less for the lock between epochs
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+        sys.setswitchinterval(switch)
+        if made and key not in _KEPT:
+            _keep(key, made[0])

@@ -12,11 +12,12 @@ import gc
 import inspect
 import math
 import os
+import random
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -163,16 +164,46 @@ def _held_stderr(keep: Callable[[str], bool]):
             sys.stderr.flush()
 
 
-def trainer(data: Dataset, model_spec: ModelSpec, settings: TrainSettings, folds: int | None, seed: int):
-    """The attempt's ``train(trial, on_epoch)`` (core.contract); with CV, each trial trains on its own fold."""
+def trainer(data: Dataset, model_spec: ModelSpec, settings: TrainSettings, folds: int | None, seed: int,
+            upcoming: Sequence[Mapping[str, Any]] = ()):
+    """The attempt's ``train(trial, on_epoch)`` (core.contract); with CV, each trial trains on its own fold.
+
+    ``upcoming``: the hparams of the trials to come, in order (a fixed plan), when this process
+    trains them all: while a trial trains, the next new model shape among them is traced."""
     callbacks, fit = _hook(settings.callbacks, "--callbacks"), _hook(settings.fit, "--fit")
+    coming = [dict(hparams) for hparams in upcoming]
 
     def train(trial: Trial, on_epoch: EpochCallback, **segment: Any) -> TrainOutcome:
         fold_data = data if trial.fold is None else cv_fold(data, trial.fold, folds, seed)
+        if trial.hparams in coming:  # the plan, from the trial after this one
+            del coming[:coming.index(trial.hparams) + 1]
         return train_trial(trial, fold_data, model_spec, settings, on_epoch, user_callbacks=callbacks,
-                           user_fit=fit, **segment)
+                           user_fit=fit, warm=_first_untraced(coming[:WARM_AHEAD], trial.hparams, model_spec,
+                                                              settings), **segment)
 
     return train
+
+
+# How far down the plan a trial looks for a model shape to trace while it trains.
+WARM_AHEAD = 4
+
+
+def _first_untraced(coming: Sequence[Mapping[str, Any]], current: Mapping[str, Any], model_spec: ModelSpec,
+                    settings: TrainSettings) -> Mapping[str, Any] | None:
+    """The first coming hparams whose model shape no kept runner has (nor this trial's): built-in
+    models only, whose builder is ours to call from another thread."""
+    if not model_spec.builtin or settings.fit is not None:
+        return None
+    now = _shape_key(current, model_spec, settings, _batch_size(current, settings), True)
+    for hparams in coming:
+        key = _shape_key(hparams, model_spec, settings, _batch_size(hparams, settings), True)
+        if key != now and not epoch_loop.is_kept(key):
+            return hparams
+    return None
+
+
+def _batch_size(hparams: Mapping[str, Any], settings: TrainSettings) -> int:
+    return int(hparams.get("batch_size", settings.batch_size))
 
 
 def _hook(hook: Hook, flag: str) -> Callable[..., Any] | None:
@@ -272,6 +303,7 @@ def train_trial(
     run_dir: Path | None = None,
     user_callbacks: Callable[..., Any] | None = None,
     user_fit: Callable[..., Any] | None = None,
+    warm: Mapping[str, Any] | None = None,
 ) -> TrainOutcome:
     """Fits one model for one trial and returns its per-epoch history (and test metrics).
 
@@ -279,14 +311,17 @@ def train_trial(
     weights and optimizer state ``checkpoint`` holds when ``start`` > 0, and saves
     them there at the end. ``user_callbacks(hparams[, run_dir])`` adds the user's Keras
     callbacks; ``user_fit(hparams, model, data, callbacks)`` trains instead of model.fit.
+    ``warm``: a coming trial's hparams, whose model shape is traced while this one trains
+    (training.epochs.warming), when this trial trains through the epoch loop.
     """
     keras = import_keras()
 
     # A fresh graph per trial keeps memory flat across many trials; the seed makes the
     # same trial give the same weights, shuffles and dropout masks (a continued
     # segment draws from its own seeded stream).
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(trial.seed + start)
+    with _kernels_kept() if _only_ours(dataset, model_spec, user_callbacks, user_fit) else contextlib.nullcontext():
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(trial.seed + start)
 
     hparams = dict(trial.hparams)
     epochs = int(hparams.get("epochs", settings.epochs))
@@ -294,7 +329,7 @@ def train_trial(
         epochs = min(epochs, settings.max_epochs)
     if stop is not None:
         epochs = stop
-    batch_size = int(hparams.get("batch_size", settings.batch_size))
+    batch_size = _batch_size(hparams, settings)
 
     with _custom_gradients_released():
         model, ours = _built_and_compiled(hparams, dataset, model_spec, settings)
@@ -310,7 +345,7 @@ def train_trial(
             callbacks.insert(1, tracker)
         cost_timer = costs.epoch_timer(keras)  # cost metrics (training.costs): epoch times
         callbacks.append(cost_timer)
-        with _held_stderr(keep=_not_noise):
+        with _held_stderr(keep=_not_noise), _warming(warm, ours, model, callbacks, dataset, model_spec, settings):
             if user_fit is not None:
                 user_fit(hparams, model, dataset, callbacks)
                 name = getattr(user_fit, "__qualname__", user_fit)
@@ -348,6 +383,57 @@ def train_trial(
     if keeping and watch.logs and (stop is not None or worth_keeping(run_dir, logs, test)):
         _keep(model, run_dir, tracker, start + len(watch.logs), watch.logs[-1], settings.monitor)
     return TrainOutcome(logs, test, epochs=len(watch.logs), costs=measured)
+
+
+def _only_ours(dataset: Dataset, model_spec: ModelSpec, user_callbacks: Any, user_fit: Any) -> bool:
+    """Whether all a trial runs in TensorFlow is hparams_lab's: a built-in model on in-memory
+    arrays through the epoch loop, no callbacks or fit of the user's. None of it draws from
+    a stateful random op (tests/test_epochs looks through the traced graphs)."""
+    return (model_spec.builtin and user_callbacks is None and user_fit is None and not dataset.batched
+            and epoch_loop.arrays_fit(dataset.x_train, dataset.y_train))
+
+
+@contextlib.contextmanager
+def _kernels_kept():
+    """clear_session and set_random_seed, less their clearing of TensorFlow's kernel cache.
+
+    TensorFlow clears it on seeding to restart the stateful random ops' streams; it also
+    holds the kept runners' instantiated epoch functions (training.epochs), which would be
+    set up again each trial: ~0.2 s, most of what a warm trial of a few epochs costs. For
+    a trial whose graphs draw from no stateful random op (``_only_ours``) keeping it
+    changes no number. The seed itself is set as TensorFlow sets it. Private TensorFlow
+    API: if it moves, the cache is cleared as before."""
+    from tensorflow.python.eager import context
+
+    ctx = context.context()
+    set_global_seed = getattr(context, "set_global_seed", None)
+    if set_global_seed is None or not hasattr(ctx, "_rng") or not hasattr(ctx, "_seed"):
+        yield
+        return
+
+    def seeded(seed: Any) -> None:  # Context._set_global_seed, without TFE_ContextClearCaches
+        ctx._seed = seed
+        ctx._rng = random.Random(int(seed))
+
+    context.set_global_seed, ctx.clear_kernel_cache = seeded, lambda: None
+    try:
+        yield
+    finally:
+        context.set_global_seed = set_global_seed
+        del ctx.clear_kernel_cache  # the class's method again
+
+
+def _warming(warm: Mapping[str, Any] | None, ours: bool, model: Any, callbacks: list, dataset: Dataset,
+             model_spec: ModelSpec, settings: TrainSettings) -> Any:
+    """training.epochs.warming for the coming ``warm`` hparams, when both trials train through
+    the epoch loop (the same data and callbacks); else nothing."""
+    if (warm is None or not ours or dataset.batched
+            or epoch_loop.why_not(model, callbacks, dataset.x_train, dataset.y_train) is not None):
+        return contextlib.nullcontext()
+    hparams, batch_size = dict(warm), _batch_size(warm, settings)
+    return epoch_loop.warming(_shape_key(hparams, model_spec, settings, batch_size, True),
+                              lambda: _built_and_compiled(hparams, dataset, model_spec, settings)[0], batch_size,
+                              dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val)
 
 
 def _shape_key(hparams: Mapping[str, Any], model_spec: ModelSpec, settings: TrainSettings, batch_size: int,
