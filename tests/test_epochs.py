@@ -16,7 +16,7 @@ from hparams_lab.core.trial import Trial
 from hparams_lab.training import epochs as epoch_loop
 from hparams_lab.training.data import load_data
 from hparams_lab.training.fit import TrainSettings, compiled_model, import_keras, train_trial
-from hparams_lab.training.models import resolve_model
+from hparams_lab.training.models import model_spec, resolve_model
 
 HPARAMS = {"units": 16, "dropout": 0.2, "optimizer": "adam", "learning_rate": 0.01}
 
@@ -225,3 +225,44 @@ def test_seeding_with_the_kernel_cache_kept_sets_tensorflows_seed_as_tensorflow_
     assert float(tf.random.uniform([1], seed=1)[0]) != first  # the op's kernel was kept: its stream goes on
     tf.random.set_seed(3)
     assert float(tf.random.uniform([1], seed=1)[0]) == first  # TensorFlow's own seeding restarts it
+
+
+@pytest.mark.slow
+def test_a_trial_traces_a_coming_shape_while_it_trains_and_that_trial_trains_as_on_its_own(data, monkeypatch):
+    monkeypatch.setattr(epoch_loop, "_KEPT", epoch_loop.OrderedDict())
+    other = {**HPARAMS, "units": 8, "optimizer": "sgd"}
+    cold = train(data, other, seed=5)
+    epoch_loop._KEPT.clear()
+    train(data, seed=3, warm=other)
+    assert len(epoch_loop._KEPT) == 2  # this trial's shape, and the coming one's
+    warmed = list(epoch_loop._KEPT.values())[-1]
+    traces = warmed.train_epoch.experimental_get_tracing_count()
+    again = train(data, other, seed=5)
+    assert again.history == cold.history and again.test == cold.test  # bit for bit
+    assert warmed.train_epoch.experimental_get_tracing_count() == traces  # traced in the thread alone
+    assert list(epoch_loop._KEPT.values())[-1] is warmed
+
+
+def test_the_trainer_warms_the_plans_next_new_shape(monkeypatch):
+    """Which coming trial a trial traces for: the next in the plan of another shape, not kept yet."""
+    from hparams_lab.training import fit
+
+    warmed = []
+    monkeypatch.setattr(fit, "train_trial", lambda *args, warm=None, **kwargs: warmed.append(warm))
+    monkeypatch.setattr(epoch_loop, "_KEPT", epoch_loop.OrderedDict())
+    a, a2, b = {"units": 8, "dropout": 0.1}, {"units": 8, "dropout": 0.3}, {"units": 16, "dropout": 0.1}
+    plan = [a, a2, b, a]
+    data = load_data("digits", seed=0)
+    train = fit.trainer(data, resolve_model("mlp"), TrainSettings(), None, 0, upcoming=plan)
+    for hparams in plan:
+        train(Trial(hparams, seed=0), None)
+    # a2 shares a's shape (dropout is a variable); b is new; after b, a comes again
+    assert warmed == [b, b, a, None]
+    own = fit.trainer(data, model_spec(own_model), TrainSettings(), None, 0, upcoming=plan)
+    warmed.clear()
+    own(Trial(a, seed=0), None)
+    assert warmed == [None]  # a user's builder is not called from another thread
+
+
+def own_model(hparams, input_shape, n_outputs):
+    raise AssertionError("never built here")
