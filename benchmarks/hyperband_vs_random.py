@@ -1,7 +1,7 @@
 """Hyperband against random search: best accuracy and epochs trained, over several seeds.
 
     python benchmarks/hyperband_vs_random.py                          # R = 27, factor 3, seeds 0 1 2
-    python benchmarks/hyperband_vs_random.py --max-epochs 9 --seeds 0
+    python benchmarks/hyperband_vs_random.py --max-epochs 9 --seeds 0 --sides hyperband
 
 Each side is `python run.py` in a fresh process on the default space and digits:
 hyperband with R = --max-epochs, and random search over as many configurations as
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=27)
     parser.add_argument("--factor", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--sides", nargs="+", default=None, help="some of the sides only (random always runs)")
     args = parser.parse_args()
 
     configurations = sum(b.sizes[0] for b in brackets(args.max_epochs, args.factor))
@@ -51,6 +52,8 @@ def main() -> None:
     results: dict[str, list[Run]] = {}
     for seed in args.seeds:
         for label, row in rows(args.max_epochs, args.factor).items():
+            if args.sides and label != "random" and label not in args.sides:
+                continue
             run = run_lab(row, configurations, args.max_epochs, seed)
             results.setdefault(label, []).append(run)
             print(f"seed {seed} {label}: {run.wall_s:.1f} s, {run.trials} trials, {run.epochs} epochs, "

@@ -266,3 +266,27 @@ def test_the_trainer_warms_the_plans_next_new_shape(monkeypatch):
 
 def own_model(hparams, input_shape, n_outputs):
     raise AssertionError("never built here")
+
+
+@pytest.mark.slow
+def test_a_segment_saves_its_model_only_to_beat_the_bar_or_refresh_its_own(data, tmp_path):
+    from hparams_lab.store.jsonfile import write_json_atomic
+    from hparams_lab.store.kept import BAR, MODEL_FILE
+
+    run_dir = tmp_path / "e" / "1"
+    settings = TrainSettings(epochs=4, keep_model="last", monitor="val_accuracy")
+
+    def segment(start, stop):
+        return train_trial(Trial(HPARAMS, seed=2), data, resolve_model("mlp"), settings, start=start, stop=stop,
+                           checkpoint=run_dir / "checkpoint.npz", run_dir=run_dir)
+
+    run_dir.mkdir(parents=True)
+    write_json_atomic(tmp_path / "e" / BAR, {"metric": "best_val_accuracy", "value": 2.0, "maximize": True})
+    segment(0, 1)
+    assert not (run_dir / MODEL_FILE).exists()  # it cannot be among the K best
+    (tmp_path / "e" / BAR).unlink()  # fewer than K kept: any model may be
+    segment(1, 2)
+    saved = (run_dir / MODEL_FILE).stat().st_mtime_ns
+    write_json_atomic(tmp_path / "e" / BAR, {"metric": "best_val_accuracy", "value": 2.0, "maximize": True})
+    segment(2, 3)
+    assert (run_dir / MODEL_FILE).stat().st_mtime_ns != saved  # kept already: the newest weights replace it

@@ -28,7 +28,7 @@ from hparams_lab.core.metrics import COST_METRICS
 
 __all__ = ["COST_METRICS", "epoch_timer", "measure"]
 LATENCY_CALLS = 200
-LATENCY_BUDGET_S = 0.02  # ~100 calls of a small MLP; fewer of a big model
+LATENCY_BUDGET_S = 0.01  # ~30 calls of a small MLP; fewer of a big model
 # Each model's traced inference call, as long as the model lives.
 _CALLS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 

@@ -25,6 +25,7 @@ from hparams_lab.core.contract import EpochCallback
 from hparams_lab.core.errors import UserError, one_line
 from hparams_lab.core.metrics import DIRECTIONS, higher_is_better, monitored
 from hparams_lab.core.trial import Trial
+from hparams_lab.store.kept import has_model
 from hparams_lab.training import costs
 from hparams_lab.training import epochs as epoch_loop
 from hparams_lab.training.compile import compile_args, is_compiled
@@ -379,8 +380,9 @@ def train_trial(
             _save(model, checkpoint)
         measured = costs.measure(model, dataset, cost_timer)  # cost metrics (training.costs)
     logs = {name: [float(v) for v in values] for name, values in watch.history().items()}
-    # A segment always keeps its model: the configuration's later segments decide.
-    if keeping and watch.logs and (stop is not None or worth_keeping(run_dir, logs, test)):
+    # A segment's model is kept when it beats the bar, or refreshed when its configuration's is
+    # kept already (best_ metrics only improve over the segments; final_ ones are this segment's).
+    if keeping and watch.logs and (worth_keeping(run_dir, logs, test) or (stop is not None and has_model(run_dir))):
         _keep(model, run_dir, tracker, start + len(watch.logs), watch.logs[-1], settings.monitor)
     return TrainOutcome(logs, test, epochs=len(watch.logs), costs=measured)
 
