@@ -247,7 +247,7 @@ class FakeTrainer:
     def trial_ids(self) -> list[str]:
         return [call.trial_id for call in self.calls]
 
-    def logged_metrics(self, trial, data, model_spec, settings) -> list[str]:
+    def logged_metrics(self, trial, data, model_spec, settings, keep=False) -> list[str]:
         """What a study's first model logs (training.fit.logged_metrics): the task's metrics (or
         the study's --metrics) and the loss, as the fake's histories will."""
         from hparams_lab.training.compile import DEFAULTS

@@ -290,3 +290,26 @@ def test_a_segment_saves_its_model_only_to_beat_the_bar_or_refresh_its_own(data,
     write_json_atomic(tmp_path / "e" / BAR, {"metric": "best_val_accuracy", "value": 2.0, "maximize": True})
     segment(2, 3)
     assert (run_dir / MODEL_FILE).stat().st_mtime_ns != saved  # kept already: the newest weights replace it
+
+
+@pytest.mark.slow
+def test_the_first_models_evaluation_is_kept_for_the_first_trial(data, monkeypatch):
+    """logged_metrics(keep=True) leaves its runner, validation traced, to the first trial, which
+    trains on it bit for bit as on a model of its own."""
+    from hparams_lab.training.fit import logged_metrics
+
+    monkeypatch.setattr(epoch_loop, "_KEPT", epoch_loop.OrderedDict())
+    settings = TrainSettings(epochs=2)
+    cold = train(data, seed=4)
+    epoch_loop._KEPT.clear()
+    assert logged_metrics(Trial(HPARAMS, seed=4), data, resolve_model("mlp"), settings, keep=True) == [
+        "loss", "accuracy"]
+    (runner,) = epoch_loop._KEPT.values()
+    traced = runner.evaluate.experimental_get_tracing_count()
+    first = train(data, seed=4)
+    assert first.history == cold.history
+    assert list(epoch_loop._KEPT.values()) == [runner]  # the first trial took it
+    assert runner.evaluate.experimental_get_tracing_count() == traced
+    epoch_loop._KEPT.clear()
+    logged_metrics(Trial(HPARAMS, seed=4), data, resolve_model("mlp"), settings)
+    assert not epoch_loop._KEPT  # workers train: nothing kept here

@@ -162,7 +162,7 @@ def run_study(
             from hparams_lab.training.devices import configure_gpu
 
             configure_gpu()  # this process only probes the model: memory growth, not the whole GPU
-        logged = _logged(prepared, settings)
+        logged = _logged(prepared, settings, inline=backend is None)
         check_logged(prepared, logged)
         record = _record(prepared, logged)
         if backend is None:  # this process trains the plan's trials, one after the other
@@ -202,7 +202,7 @@ def _limits(config: StudyConfig) -> Limits:
                   max_epochs=config.max_epochs_total, retries=config.retries, max_failures=config.max_failures)
 
 
-def _logged(prepared: Prepared, settings: Any) -> list[str]:
+def _logged(prepared: Prepared, settings: Any, inline: bool = False) -> list[str]:
     """What every trial will log, from the first of the plan's first three trials whose model
     evaluates (one whose hparams alone break the model is that trial's FAILURE later, not the
     study's); if none does, the first one's error, as a UserError."""
@@ -217,7 +217,7 @@ def _logged(prepared: Prepared, settings: Any) -> list[str]:
     first_error = None
     for trial in candidates:
         try:
-            return logged_metrics(trial, prepared.data, prepared.model, settings)
+            return logged_metrics(trial, prepared.data, prepared.model, settings, keep=inline)
         except UserError as err:
             first_error = first_error or err
     raise first_error

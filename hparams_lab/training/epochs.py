@@ -223,15 +223,21 @@ def tensors(arrays: Any) -> Any:
     return converted
 
 
-def evaluate(model: Any, x: Any, y: Any, *, batch_size: int) -> dict[str, Any]:
+def evaluate(model: Any, x: Any, y: Any, *, batch_size: int, kept: tuple | None = None) -> dict[str, Any]:
     """``model.evaluate(x, y, return_dict=True)`` through one traced test_step loop (a
-    fraction of evaluate's trace): the metrics' values, as tensors."""
+    fraction of evaluate's trace): the metrics' values, as tensors. ``kept``: (a trial's
+    shape key, its training arrays): the runner is kept for that trial, its validation
+    traced already (``x, y`` are validation samples)."""
     import tensorflow as tf
 
     data = tf.nest.map_structure(tf.convert_to_tensor, (x, y))
-    runner = EpochRunner(model, batch_size, spec(data), spec(data))
+    train_spec = spec(data) if kept is None else spec(kept[1:])
+    runner = EpochRunner(model, batch_size, train_spec, spec(data))
     runner.build(data)
-    return dict(runner.evaluate(data))
+    logs = dict(runner.evaluate(data))
+    if kept is not None:
+        _keep(kept[0], runner)
+    return logs
 
 
 def spec(data: Any) -> Any:

@@ -236,17 +236,22 @@ def _built_and_compiled(trial_hparams: Mapping[str, Any], dataset: Dataset, mode
     return model, True
 
 
-def logged_metrics(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settings: TrainSettings) -> list[str]:
+def logged_metrics(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settings: TrainSettings, *,
+                   keep: bool = False) -> list[str]:
     """What a trial will log, found by evaluating the first trial's model on a few validation
     samples: the names to declare in TensorBoard and to check --metric against.
 
     It also finds, before anything is written, what would fail every trial: labels that
     don't fit the model's outputs or loss, an unknown loss or metric, a model that does
-    not take the data. Those are UserErrors.
+    not take the data. Those are UserErrors. ``keep``: this process trains the trials, so
+    the evaluation's model and traced validation are kept for the first trial's shape
+    (training.epochs), as if that trial had begun.
     """
     keras = import_keras()
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(trial.seed)
+    ours = _only_ours(dataset, model_spec, settings.callbacks, settings.fit)
+    with _kernels_kept() if ours else contextlib.nullcontext():
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(trial.seed)
     try:
         with _custom_gradients_released(), _held_stderr(keep=_not_noise):
             model = compiled_model(trial.hparams, dataset, model_spec, settings)
@@ -254,7 +259,11 @@ def logged_metrics(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settin
             if dataset.batched:
                 logs = model.evaluate(dataset.x_val.take(1), verbose=0, return_dict=True)
             elif epoch_loop.why_not(model, [], dataset.x_val, dataset.y_val) is None:
-                logs = epoch_loop.evaluate(model, _head(dataset.x_val), _head(dataset.y_val), batch_size=32)
+                batch_size = _batch_size(trial.hparams, settings)
+                kept = (_shape_key(trial.hparams, model_spec, settings, batch_size, True), dataset.x_train,
+                        dataset.y_train) if keep and ours else None
+                logs = epoch_loop.evaluate(model, _head(dataset.x_val), _head(dataset.y_val), batch_size=batch_size,
+                                           kept=kept)
             else:
                 logs = model.evaluate(_head(dataset.x_val), _head(dataset.y_val), verbose=0, return_dict=True)
     except UserError:
@@ -265,7 +274,8 @@ def logged_metrics(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settin
             f"(task {dataset.task}): {one_line(exc)}"
         ) from None
     finally:
-        keras.backend.clear_session()
+        with _kernels_kept() if ours else contextlib.nullcontext():
+            keras.backend.clear_session()
     return list(logs)
 
 
