@@ -276,7 +276,7 @@ def test_cached_and_uncached_output_are_the_same_bytes(tmp_path, options):
     assert cold[0] == 0 and b"warning: " in cold[2]
     assert review() == cold  # filling the cache
     assert review() == cold  # from the cache
-    assert len(list((tmp_path / "cache" / "hparams_lab" / "review").iterdir())) == 1
+    assert len(list((tmp_path / "cache" / "hparams_lab" / "review").glob("*.json"))) == 1
 
 
 def test_an_hparams_config_comes_back_from_the_cache_whole(tmp_path, cache_home, reads):
@@ -302,3 +302,38 @@ def test_an_hparams_config_comes_back_from_the_cache_whole(tmp_path, cache_home,
     assert read == (["lr", "units", "opt"], [["val", "score"]], [["lr", 0.001, 0.1], ["units", 8.0, 64.0]])
     reads.clear()
     assert config_of_root() == read and reads == []
+
+
+NUMPY_LOADED = ("import sys\nfrom hparams_lab.cli.app import main\ntry:\n    main(sys.argv[1:])\n"
+                "except SystemExit:\n    pass\nprint('numpy' in sys.modules, file=sys.stderr)\n")
+
+
+def test_a_warm_review_reads_the_noise_levels_back_and_never_loads_numpy(tmp_path):
+    """The notes' noise levels (numpy's shuffles) are kept beside the summaries: a warm review
+    gives the same notes without numpy; a damaged file of them is a miss."""
+    root = tmp_path / "logs"
+    for index in range(12):  # enough runs for noise levels (review.summary.MIN_NOISE_RUNS)
+        samples.write_session(root / f"run{index}", {"x": index % 2, "units": 8 * (1 + index % 3)},
+                              [("score", 0, 0.5 + 0.01 * index)], end_status="SUCCESS")
+    settle(root)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def review(*extra):
+        done = subprocess.run([sys.executable, "-c", NUMPY_LOADED, "review", str(root), *extra], cwd=ROOT,
+                              capture_output=True, text=True, env=env)
+        *notes, loaded = done.stderr.splitlines()
+        return done.stdout, notes, loaded
+
+    cold = review("--no-cache")
+    assert any("beyond noise" in line for line in cold[1]), cold
+    assert review() == cold  # reads the logs (numpy decodes them), keeps summaries and noise levels
+    memo = tmp_path / "cache" / "hparams_lab" / "review" / cache.NOISE_FILE
+    assert memo.is_file()
+    assert review() == (*cold[:2], "False")  # all from the cache: numpy never loaded
+    kept = json.loads(memo.read_text())
+    for key in kept["noise"]:
+        kept["noise"][key] = ["not a level"]
+    memo.write_text(json.dumps(kept))
+    assert review()[:2] == cold[:2]  # a damaged entry: computed again
+    memo.write_text("{not json")
+    assert review()[:2] == cold[:2]

@@ -108,27 +108,7 @@ class Cache:
 
 def _load(path, root):
     """(entries, series slots) of a cache file; nothing unless it is what save writes."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _NONBLOCK)
-    except OSError:
-        return {}, []
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_size > MAX_FILE_BYTES:
-            return {}, []
-        chunks, size = [], 0
-        while size <= info.st_size:
-            want = info.st_size + 1 - size
-            chunk = os.read(fd, want)
-            chunks.append(chunk)
-            size += len(chunk)
-            if len(chunk) < want:  # the end (a regular file reads short only there)
-                break
-        data = json.loads(b"".join(chunks))
-    except (OSError, ValueError, RecursionError, MemoryError):  # UnicodeDecodeError is a ValueError
-        return {}, []
-    finally:
-        os.close(fd)
+    data = _read_json(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION \
             or data.get("root") != root or not isinstance(data.get("files"), dict):
         return {}, []
@@ -141,6 +121,74 @@ def _load(path, root):
     return {key: entry for key, entry in data["files"].items()
             if type(entry) is list and len(entry) == 11 and all(type(n) is int for n in entry[:4])}, \
         _slots(ints, floats)
+
+
+def _read_json(path):
+    """The JSON value of a regular file of ours of at most MAX_FILE_BYTES, or None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_size > MAX_FILE_BYTES:
+            return None
+        chunks, size = [], 0
+        while size <= info.st_size:
+            want = info.st_size + 1 - size
+            chunk = os.read(fd, want)
+            chunks.append(chunk)
+            size += len(chunk)
+            if len(chunk) < want:  # the end (a regular file reads short only there)
+                break
+        return json.loads(b"".join(chunks))
+    except (OSError, ValueError, RecursionError, MemoryError):  # UnicodeDecodeError is a ValueError
+        return None
+    finally:
+        os.close(fd)
+
+
+# review's noise levels (review.summary), by a hash of what they are computed from: a warm
+# review reads every summary from the cache, and the noise levels' shuffles are then the
+# only use of numpy (~70 ms to import on a 2-core VM, more than the rest of its reading).
+NOISE_FILE = "noise-levels.memo"  # not .json: the logdirs' cache files are evicted by count
+NOISE_ENTRIES = 64
+
+
+class NoiseLevels:
+    """The noise levels computed before, read once; a new one is added and the file rewritten."""
+
+    def __init__(self, where):
+        self.where, self.entries = where, None
+
+    def get(self, key, count, compute):
+        """The ``count`` levels (floats or None) kept for key, else compute()'s, kept."""
+        if self.entries is None:
+            data = _read_json(os.path.join(self.where, NOISE_FILE))
+            ok = isinstance(data, dict) and data.get("format") == FORMAT and data.get("version") == VERSION \
+                and isinstance(data.get("noise"), dict)
+            self.entries = data["noise"] if ok else {}
+        found = self.entries.get(key)
+        if type(found) is list and len(found) == count and all(v is None or type(v) is float for v in found):
+            return found
+        levels = compute()
+        self.entries.pop(key, None)
+        self.entries[key] = levels
+        for old in list(self.entries)[:-NOISE_ENTRIES]:
+            del self.entries[old]
+        try:
+            os.makedirs(self.where, mode=0o700, exist_ok=True)
+            _write(os.path.join(self.where, NOISE_FILE),
+                   json.dumps({"format": FORMAT, "version": VERSION, "noise": self.entries}).encode())
+        except (OSError, ValueError):
+            pass
+        return levels
+
+
+def noise_levels():
+    """The kept noise levels, or None when the cache is off."""
+    where = directory()
+    return None if where is None else NoiseLevels(where)
 
 
 def _write(path, data):

@@ -53,7 +53,7 @@ def review_notes(rows, logs, ranking):
         lines += [prefix + edge_line(edge, "runs", refine=domains[edge.name][1]) for edge in found]
     from hparams_lab.review.summary import summarize
 
-    summaries = summarize(rows, logs.hparam_names, ranking, noise=True)
+    summaries = summarize(rows, logs.hparam_names, ranking, noise=True, kept=logs.noise_levels)
     return lines + [f"note: {line}" for line in no_effect_lines(summaries, ranking.key)]
 
 

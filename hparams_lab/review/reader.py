@@ -115,6 +115,7 @@ class Logs:
     # its constraints ("params<=50000"): the first experiment.json to have them; () when none does.
     objectives: tuple = ()
     constraints: tuple = ()
+    noise_levels: object = None  # review.cache.NoiseLevels when the cache is on (review.notes)
 
 
 def load(logdir, cache=False):
@@ -127,9 +128,9 @@ def load(logdir, cache=False):
     if not os.path.isdir(logdir):
         raise UserError(f"review: no such directory: {logdir}")
     summaries = None
-    if cache:
-        from hparams_lab.review import cache as summary_cache
+    from hparams_lab.review import cache as summary_cache
 
+    if cache:
         summaries = summary_cache.open_cache(os.path.realpath(logdir))
     # Event files are stat'ed only for a cache that has entries to check; else their identity
     # comes from reading them.
@@ -151,7 +152,7 @@ def load(logdir, cache=False):
     return Logs(rows, warnings, *_columns(rows, runs), _declared_metric(records, rows), _directions(records),
                 _classes(records), _spaces(logdir, directories, records),
                 [run.experiment for _, run in sorted(runs.items()) if run.experiment is not None],
-                *_objectives(records))
+                *_objectives(records), noise_levels=summary_cache.noise_levels() if cache else None)
 
 
 def _objectives(records):

@@ -50,17 +50,18 @@ class HParamSummary:
         return self.noise is not None and self.importance <= self.noise
 
 
-def summarize(rows, hparam_names, ranking, noise=False):
-    """An HParamSummary per hparam, most important first; with noise, each one's noise level."""
+def summarize(rows, hparam_names, ranking, noise=False, kept=None):
+    """An HParamSummary per hparam, most important first; with noise, each one's noise level
+    (``kept``: those computed before, review.cache.NoiseLevels)."""
     return summarize_points([(row.hparams, ranking.value(row)) for row in rows], hparam_names, ranking.maximize,
-                            noise)
+                            noise, kept)
 
 
-def summarize_points(points, hparam_names, maximize, noise=False):
+def summarize_points(points, hparam_names, maximize, noise=False, kept=None):
     """summarize for (hparams dict, metric value) pairs (a study's results, review's rows)."""
     scored = [(hparams, value) for hparams, value in points if value is not None and math.isfinite(value)]
     grouped = [_group(name, scored) for name in hparam_names]
-    noises = _noises(scored, grouped) if noise else [None] * len(grouped)
+    noises = _noises(scored, grouped, kept) if noise else [None] * len(grouped)
     best = max if maximize else min
     summaries = [HParamSummary(name, epsilon_squared([values for _, values in groups]),
                                [Bucket(label, len(values), sum(values) / len(values), best(values))
@@ -122,8 +123,9 @@ def epsilon_squared(groups):
     return max(0.0, (between - (k - 1) * within / (n - k)) / total)
 
 
-def _noises(scored, grouped):
-    """Each hparam's noise level; hparams counted on the same runs share their shuffles."""
+def _noises(scored, grouped, kept=None):
+    """Each hparam's noise level; hparams counted on the same runs share their shuffles. With
+    ``kept``, levels computed before from the same values and groupings are read back."""
     levels = [None] * len(grouped)
     by_runs = {}
     for position, (groups, members) in enumerate(grouped):
@@ -131,9 +133,22 @@ def _noises(scored, grouped):
     for runs, positions in by_runs.items():
         values = [scored[i][1] for i in runs]
         groupings = [([label for _, label in grouped[p][1]], len(grouped[p][0])) for p in positions]
-        for position, level in zip(positions, noise_levels(values, groupings)):
+        if kept is None or len(values) < MIN_NOISE_RUNS:  # too few runs: nothing is computed
+            found = noise_levels(values, groupings)
+        else:
+            found = kept.get(_noise_key(values, groupings), len(groupings), lambda: noise_levels(values, groupings))
+        for position, level in zip(positions, found):
             levels[position] = level
     return levels
+
+
+def _noise_key(values, groupings):
+    """What noise levels are computed from, hashed: the values, the groupings, the shuffles' settings."""
+    import hashlib
+    import json
+
+    what = [NOISE_PERMUTATIONS, NOISE_QUANTILE, MIN_NOISE_RUNS, values, groupings]
+    return hashlib.sha256(json.dumps(what, allow_nan=False).encode()).hexdigest()
 
 
 def noise_levels(values, groupings):
