@@ -310,6 +310,11 @@ def test_the_first_models_evaluation_is_kept_for_the_first_trial(data, monkeypat
     assert first.history == cold.history
     assert list(epoch_loop._KEPT.values()) == [runner]  # the first trial took it
     assert runner.evaluate.experimental_get_tracing_count() == traced
+    trained = runner.train_epoch.experimental_get_tracing_count()
+    logged_metrics(Trial(HPARAMS, seed=5), data, resolve_model("mlp"), settings, keep=True)  # the next study's
+    assert list(epoch_loop._KEPT.values()) == [runner]  # the traced runner stays, not a new one
+    assert train(data, seed=4).history == cold.history
+    assert runner.train_epoch.experimental_get_tracing_count() == trained
     epoch_loop._KEPT.clear()
     logged_metrics(Trial(HPARAMS, seed=4), data, resolve_model("mlp"), settings)
     assert not epoch_loop._KEPT  # workers train: nothing kept here

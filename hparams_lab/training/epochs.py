@@ -231,13 +231,19 @@ def evaluate(model: Any, x: Any, y: Any, *, batch_size: int, kept: tuple | None 
     import tensorflow as tf
 
     data = tf.nest.map_structure(tf.convert_to_tensor, (x, y))
-    train_spec = spec(data) if kept is None else spec(kept[1:])
-    runner = EpochRunner(model, batch_size, train_spec, spec(data))
-    runner.build(data)
-    logs = dict(runner.evaluate(data))
-    if kept is not None:
-        _keep(kept[0], runner)
-    return logs
+    if kept is None:
+        runner = EpochRunner(model, batch_size, spec(data), spec(data))
+        runner.build(data)
+        return dict(runner.evaluate(data))
+    key, specs = kept[0], (spec(kept[1:]), spec(data))
+    runner = _KEPT.get(key)
+    if runner is not None and runner.matches(model, batch_size, specs):
+        runner.adopt(model)  # a study before this one in the process traced it all
+    else:
+        runner = EpochRunner(model, batch_size, *specs)
+        runner.build(data)
+        _keep(key, runner)
+    return dict(runner.evaluate(data))
 
 
 def spec(data: Any) -> Any:
