@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import threading
 import warnings
 from collections import OrderedDict
@@ -271,8 +270,6 @@ def _shapes(variables: Sequence[Any]) -> list[tuple]:
 _KEPT: "OrderedDict[Hashable, EpochRunner]" = OrderedDict()
 KEPT_RUNNERS = 16
 KEPT_BYTES = 1 << 28
-# Python's switch interval while a thread traces (5 ms otherwise).
-WARMING_SWITCH_S = 0.0005
 
 
 def fit(model: Any, x: Any, y: Any, x_val: Any, y_val: Any, *, batch_size: int, callbacks: list,
@@ -323,9 +320,9 @@ def warming(key: Hashable, build: Callable[[], Any], batch_size: int, x: Any, y:
     ``build`` makes a model of the coming trial's shape: its values do not matter, the trial
     that uses the runner brings its own (``EpochRunner.adopt``), so its numbers are those of
     a model of its own, bit for bit. An epoch runs in TensorFlow without Python's lock, so
-    on a machine of few cores the ~0.5-1 s of tracing hides behind the epochs. The thread
-    is done when the block ends: the next trial's clear_session and seeding must not meet
-    a model being built. Anything that fails here fails again, and is said, in the trial."""
+    tracing (~0.5-1 s, Python's) hides behind the epochs, wholly when they last longer. The
+    thread is done when the block ends: the next trial's clear_session and seeding must not
+    meet a model being built. Anything that fails here fails again, and is said, in the trial."""
     import keras
 
     train, val = tensors(((x, y), (x_val, y_val)))  # the trials' own tensors: one copy
@@ -348,13 +345,10 @@ def warming(key: Hashable, build: Callable[[], Any], batch_size: int, x: Any, y:
             pass
 
     thread = threading.Thread(target=trace, name="hparams_lab-warming", daemon=True)
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(WARMING_SWITCH_S)  # the training thread waits less for the lock between epochs
     thread.start()
     try:
         yield
     finally:
         thread.join()
-        sys.setswitchinterval(switch)
         if made and key not in _KEPT:
             _keep(key, made[0])
