@@ -318,3 +318,19 @@ def test_the_first_models_evaluation_is_kept_for_the_first_trial(data, monkeypat
     epoch_loop._KEPT.clear()
     logged_metrics(Trial(HPARAMS, seed=4), data, resolve_model("mlp"), settings)
     assert not epoch_loop._KEPT  # workers train: nothing kept here
+
+
+@pytest.mark.slow
+def test_setting_a_runner_up_changes_no_weight_and_traces_once(data):
+    """EpochRunner.trace runs the epoch function on no samples in a thread, to set its graph up."""
+    _, model = model_for(data)
+    train, val = epoch_loop.tensors(((data.x_train, data.y_train), (data.x_val, data.y_val)))
+    runner = epoch_loop.EpochRunner(model, 32, epoch_loop.spec(train), epoch_loop.spec(val))
+    runner.build(train)
+    before = [v.numpy() for v in [*model.variables, *model.optimizer.variables]]
+    runner.trace(train)
+    runner.trace(train)
+    after = [v.numpy() for v in [*model.variables, *model.optimizer.variables]]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert runner.train_epoch.experimental_get_tracing_count() == 1
+    assert runner.evaluate.experimental_get_tracing_count() == 1
