@@ -127,10 +127,11 @@ def load(logdir, cache=False):
     logdir = os.path.abspath(logdir)
     if not os.path.isdir(logdir):
         raise UserError(f"review: no such directory: {logdir}")
-    summaries = None
-    from hparams_lab.review import cache as summary_cache
-
+    summaries = noise_levels = None
     if cache:
+        from hparams_lab.review import cache as summary_cache
+
+        noise_levels = summary_cache.noise_levels()
         summaries = summary_cache.open_cache(os.path.realpath(logdir))
     # Event files are stat'ed only for a cache that has entries to check; else their identity
     # comes from reading them.
@@ -152,7 +153,7 @@ def load(logdir, cache=False):
     return Logs(rows, warnings, *_columns(rows, runs), _declared_metric(records, rows), _directions(records),
                 _classes(records), _spaces(logdir, directories, records),
                 [run.experiment for _, run in sorted(runs.items()) if run.experiment is not None],
-                *_objectives(records), noise_levels=summary_cache.noise_levels() if cache else None)
+                *_objectives(records), noise_levels=noise_levels)
 
 
 def _objectives(records):
