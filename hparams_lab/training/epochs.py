@@ -261,14 +261,8 @@ def evaluate(model: Any, x: Any, y: Any, *, batch_size: int, kept: tuple | None 
         runner = EpochRunner(model, batch_size, spec(data), spec(data))
         runner.build(data)
         return dict(runner.evaluate(data))
-    key, specs = kept[0], (spec(kept[1:]), spec(data))
-    runner = _KEPT.get(key)
-    if runner is not None and runner.matches(model, batch_size, specs):
-        runner.adopt(model)  # a study before this one in the process traced it all
-    else:
-        runner = EpochRunner(model, batch_size, *specs)
-        runner.build(data)
-        _keep(key, runner)
+    runner = _runner(model, batch_size, (spec(kept[1:]), spec(data)), kept[0])  # a study before may have kept it
+    runner.build(data)
     return dict(runner.evaluate(data))
 
 
@@ -308,19 +302,27 @@ def fit(model: Any, x: Any, y: Any, x_val: Any, y_val: Any, *, batch_size: int, 
 
     train, val = tensors(((x, y), (x_val, y_val)))
     specs = (spec(train), spec(val))
-    runner = _KEPT.get(key) if key is not None else None
-    if runner is not None and runner.matches(model, batch_size, specs):
-        model = runner.adopt(model)
-        _KEPT.move_to_end(key)
-    else:
-        runner = EpochRunner(model, batch_size, *specs)
-        if key is not None:
-            _keep(key, runner)
+    runner = _runner(model, batch_size, specs, key)
+    model = runner.model
     steps = math.ceil(len(_flat(x)[0]) / runner.batch_size)
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=False, verbose=0, epochs=epochs, steps=steps, model=model)
     runner.fit(callback_list, train, val, seed=seed, initial_epoch=initial_epoch, epochs=epochs)
     return model
+
+
+def _runner(model: Any, batch_size: int, specs: tuple, key: Hashable | None) -> EpochRunner:
+    """The runner kept for ``key`` holding ``model``'s values (EpochRunner.adopt) when it fits,
+    else a new one for ``model``, kept under ``key``. The model to train is its ``model``."""
+    runner = _KEPT.get(key) if key is not None else None
+    if runner is not None and runner.matches(model, batch_size, specs):
+        runner.adopt(model)
+        _KEPT.move_to_end(key)
+        return runner
+    runner = EpochRunner(model, batch_size, *specs)
+    if key is not None:
+        _keep(key, runner)
+    return runner
 
 
 def _keep(key: Hashable, runner: EpochRunner) -> None:
@@ -375,5 +377,5 @@ def warming(key: Hashable, build: Callable[[], Any], batch_size: int, x: Any, y:
         yield
     finally:
         thread.join()
-        if made and key not in _KEPT:
+        if made and not is_kept(key):
             _keep(key, made[0])

@@ -249,9 +249,7 @@ def logged_metrics(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settin
     """
     keras = import_keras()
     ours = _only_ours(dataset, model_spec, settings.callbacks, settings.fit)
-    with _kernels_kept() if ours else contextlib.nullcontext():
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(trial.seed)
+    _fresh_session(keras, ours, trial.seed)
     try:
         with _custom_gradients_released(), _held_stderr(keep=_not_noise):
             model = compiled_model(trial.hparams, dataset, model_spec, settings)
@@ -274,8 +272,7 @@ def logged_metrics(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settin
             f"(task {dataset.task}): {one_line(exc)}"
         ) from None
     finally:
-        with _kernels_kept() if ours else contextlib.nullcontext():
-            keras.backend.clear_session()
+        _fresh_session(keras, ours)
     return list(logs)
 
 
@@ -330,9 +327,7 @@ def train_trial(
     # A fresh graph per trial keeps memory flat across many trials; the seed makes the
     # same trial give the same weights, shuffles and dropout masks (a continued
     # segment draws from its own seeded stream).
-    with _kernels_kept() if _only_ours(dataset, model_spec, user_callbacks, user_fit) else contextlib.nullcontext():
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(trial.seed + start)
+    _fresh_session(keras, _only_ours(dataset, model_spec, user_callbacks, user_fit), trial.seed + start)
 
     hparams = dict(trial.hparams)
     epochs = int(hparams.get("epochs", settings.epochs))
@@ -403,6 +398,15 @@ def _only_ours(dataset: Dataset, model_spec: ModelSpec, user_callbacks: Any, use
     a stateful random op (tests/test_epochs looks through the traced graphs)."""
     return (model_spec.builtin and user_callbacks is None and user_fit is None and not dataset.batched
             and epoch_loop.arrays_fit(dataset.x_train, dataset.y_train))
+
+
+def _fresh_session(keras: Any, keep_kernels: bool, seed: int | None = None) -> None:
+    """clear_session, then set_random_seed(seed) unless None; TensorFlow's kernel cache kept
+    through both when ``keep_kernels`` (``_only_ours``)."""
+    with _kernels_kept() if keep_kernels else contextlib.nullcontext():
+        keras.backend.clear_session()
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
 
 
 @contextlib.contextmanager
