@@ -117,6 +117,30 @@ def test_export_copies_the_best_model_and_describes_it(runner, tmp_path, fake_tr
     assert best in result.output
 
 
+def test_export_of_tied_best_trials_takes_the_one_the_study_kept(runner, tmp_path, fake_train):
+    """The keeper keeps the first trial to reach a value (a tie does not displace it); export,
+    which ranks the run directories in another order, must pick that one among the tied."""
+    from hparams_lab.store import rundirs
+
+    runner.invoke(main, [*ARGS, "--logdir", str(tmp_path), "--keep-best", "1"])
+    experiment_dir = tmp_path / "e"
+    (kept_dir,) = {p.parent for p in experiment_dir.glob(f"*/{MODEL_FILE}")}
+    first, *others = [attempt.run_dir for attempt in rundirs.scan(experiment_dir)]
+    holder = others[0]  # scanned after `first`, which ties with it
+    for name in (MODEL_FILE, MODEL_INFO):
+        (kept_dir / name).rename(tmp_path / name)
+        (tmp_path / name).rename(holder / name)
+    for run_dir in (first, holder):
+        record = json.loads((run_dir / "trial.json").read_text())
+        record["metrics"]["best_val_accuracy"] = 2.0  # above every other trial's
+        (run_dir / "trial.json").write_text(json.dumps(record))
+    out = tmp_path / "out" / "model.keras"
+    result = runner.invoke(main, ["export", str(experiment_dir), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == (holder / MODEL_FILE).read_bytes()
+    assert json.loads(out.with_suffix(".json").read_text())["trial"] == holder.name
+
+
 def test_export_of_a_named_trial(runner, tmp_path, fake_train):
     runner.invoke(main, [*ARGS, "--logdir", str(tmp_path), "--keep-best", "2"])
     second = sorted(best_ids(tmp_path / "e", 2) - best_ids(tmp_path / "e", 1))[0]

@@ -125,7 +125,11 @@ def _chosen(experiment_dir: Path, record: ExperimentRecord, trial_id: str | None
         best = _front(ranked, record)
     if not best:
         raise UserError(f"experiment {str(experiment_dir)!r} has no successful trial with {record.metric} to export")
-    return best[0]
+    # Tied with the best, the trial the study kept a model of: the keeper keeps the first to
+    # reach a value (a tie does not displace it), the scan here goes by run directory name.
+    key = m.sort_key(record.metric, directions)
+    tied = [r for r in best if key(r.metrics) == key(best[0].metrics)]
+    return next((r for r in tied if has_model(r.run_dir)), best[0])
 
 
 def _front(ranked: list[TrialResult], record: ExperimentRecord) -> list[TrialResult]:
