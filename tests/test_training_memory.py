@@ -24,3 +24,38 @@ def test_a_trial_leaves_no_custom_gradients_behind():
     for seed in (0, 1):
         train_trial(Trial({"units": 16}, seed=seed), data, mlp, TrainSettings(epochs=1))
     assert custom_gradients() == before
+
+
+@pytest.mark.slow
+def test_kept_runners_frozen_out_of_collections_are_freed_when_let_go(monkeypatch):
+    # epochs.settle freezes what lives after a trial's collection once the kept runners
+    # change, so later collections skip their graphs; a runner let go, and the fresh models
+    # warm trials adopt values from, must still be freed.
+    import gc
+    import weakref
+    from collections import OrderedDict
+
+    from hparams_lab.training import epochs
+
+    import_keras()
+    monkeypatch.setattr(epochs, "_KEPT", OrderedDict())
+    monkeypatch.setattr(epochs, "KEPT_RUNNERS", 1)
+    adopted = []
+    adopt = epochs.EpochRunner.adopt
+
+    def recording(self, fresh):
+        adopted.append(weakref.ref(fresh))
+        return adopt(self, fresh)
+
+    monkeypatch.setattr(epochs.EpochRunner, "adopt", recording)
+    data, mlp = load_data("digits", seed=0), resolve_model("mlp")
+    settings = TrainSettings(epochs=1)
+    train_trial(Trial({"units": 16}, seed=0), data, mlp, settings)
+    first = weakref.ref(next(iter(epochs._KEPT.values())))
+    train_trial(Trial({"units": 16}, seed=1), data, mlp, settings)  # warm: adopts a fresh model's values
+    train_trial(Trial({"units": 24}, seed=2), data, mlp, settings)  # a new shape: the first runner let go
+    train_trial(Trial({"units": 24}, seed=3), data, mlp, settings)
+    gc.collect()
+    assert len(adopted) == 2
+    assert first() is None
+    assert [ref() for ref in adopted] == [None, None]

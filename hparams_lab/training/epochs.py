@@ -19,6 +19,7 @@ inside the functions.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import threading
 import warnings
@@ -110,10 +111,12 @@ class EpochRunner:
         self.model, self.batch_size = model, int(batch_size)
         self.specs = (train_spec, val_spec)
         self.built = self.traced = False
-        # Signatures of any number of samples: one trace serves every size.
-        self.train_epoch = tf.function(self._train_epoch,
+        # Signatures of any number of samples: one trace serves every size. No autograph, as
+        # Keras' own fit (its steps are do_not_convert): converting these two functions cost a
+        # process ~0.5-0.9 s, and their loops are tf.while_loop already.
+        self.train_epoch = tf.function(self._train_epoch, autograph=False,
                                        input_signature=[tf.TensorSpec([None], tf.int32), train_spec])
-        self.evaluate = tf.function(self._evaluate, input_signature=[val_spec])
+        self.evaluate = tf.function(self._evaluate, autograph=False, input_signature=[val_spec])
 
     def build(self, train: Any) -> None:
         """Model, loss, metrics and optimizer variables made before tracing, as fit would; once
@@ -328,13 +331,32 @@ def _runner(model: Any, batch_size: int, specs: tuple, key: Hashable | None) -> 
 def _keep(key: Hashable, runner: EpochRunner) -> None:
     from tensorflow.python.eager import context
 
+    global _UNSETTLED
     _KEPT[key] = runner
+    _UNSETTLED = True
     evicted = False
     while len(_KEPT) > 1 and (len(_KEPT) > KEPT_RUNNERS or _kept_bytes() > KEPT_BYTES):
         _KEPT.popitem(last=False)
         evicted = True
     if evicted:  # trials keep TensorFlow's kernel cache (training.fit): the ones let go leave it
         context.context().clear_kernel_cache()
+        gc.unfreeze()  # and Python's collector, their graphs (settle)
+
+
+# A runner was kept or let go since the last settle().
+_UNSETTLED = False
+
+
+def settle() -> None:
+    """Right after a full collection (each trial's clear_session runs one): whatever lives on
+    is frozen, out of later collections, when the kept runners changed since the last time.
+    Their traced graphs are ~10^5 Python objects each, which every trial's collection walked
+    again: 2-40 ms a trial, rising with each shape kept. A runner let go unfreezes all, and
+    the next collection frees its graphs."""
+    global _UNSETTLED
+    if _UNSETTLED:
+        gc.freeze()
+        _UNSETTLED = False
 
 
 def is_kept(key: Hashable) -> bool:

@@ -404,7 +404,8 @@ def _fresh_session(keras: Any, keep_kernels: bool, seed: int | None = None) -> N
     """clear_session, then set_random_seed(seed) unless None; TensorFlow's kernel cache kept
     through both when ``keep_kernels`` (``_only_ours``)."""
     with _kernels_kept() if keep_kernels else contextlib.nullcontext():
-        keras.backend.clear_session()
+        keras.backend.clear_session()  # with a full collection (gc)
+        epoch_loop.settle()
         if seed is not None:
             keras.utils.set_random_seed(seed)
 
