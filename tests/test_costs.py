@@ -4,6 +4,7 @@ training.costs on real Keras fits, given by the fake train function otherwise (s
 
 import json
 import time
+import types
 
 import pytest
 
@@ -85,3 +86,29 @@ def test_measuring_costs_is_cheap():
     assert len(timer.durations) == 2 and measured["epoch_time_s"] > 0
     assert 0 < measured["latency_ms"] < 50 and measured["peak_memory_mb"] > 10
     assert spent < 0.5, spent  # ~0.1 s on an idle 2-core machine (tracing ~0.05 s, the loop <= 0.05 s)
+
+
+@pytest.mark.slow
+def test_a_kept_model_is_timed_once(monkeypatch):
+    """Trials of one shape share a kept model (training.epochs) and so its latency: the second
+    trial's number is the first's, without calling the model again."""
+    import numpy as np
+
+    from hparams_lab.training import costs
+
+    calls = []
+
+    def inference_call(model):
+        return lambda x: calls.append(x)
+
+    class Model:  # weakly referenced, as a Keras model
+        pass
+
+    monkeypatch.setattr(costs, "inference_call", inference_call)
+    data = types.SimpleNamespace(batched=False, x_val=np.zeros((5, 3), np.float32))
+    kept, other = Model(), Model()
+    first = costs.latency_ms(kept, data)
+    timed = len(calls)
+    assert timed >= 2 and first is not None
+    assert costs.latency_ms(kept, data) == first and len(calls) == timed
+    assert costs.latency_ms(other, data) is not None and len(calls) > timed

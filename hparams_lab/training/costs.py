@@ -7,6 +7,8 @@
 - ``latency_ms``: the median time of one batch-1 inference, ``model(x, training=False)``
   traced once in a ``tf.function`` (not timed), over up to ``LATENCY_CALLS`` validation
   samples, stopping after ``LATENCY_BUDGET_S`` seconds (so a big model gets fewer calls).
+  Timed once per model object: the trials of a shape share one kept model (training.epochs),
+  whose inference graph their values do not change, so they share its number.
 - ``peak_memory_mb``: on a GPU, TensorFlow's peak memory on it during the trial
   (``get_memory_info('GPU:0')['peak']``, reset when training starts); on CPUs, the
   process's peak resident memory so far (``getrusage``'s ``ru_maxrss``), which in one
@@ -29,8 +31,9 @@ from hparams_lab.core.metrics import COST_METRICS
 __all__ = ["COST_METRICS", "epoch_timer", "measure"]
 LATENCY_CALLS = 200
 LATENCY_BUDGET_S = 0.01  # ~30 calls of a small MLP; fewer of a big model
-# Each model's traced inference call, as long as the model lives.
+# Each model's traced inference call, and its latency once timed, as long as the model lives.
 _CALLS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+_LATENCIES: "weakref.WeakKeyDictionary[Any, float]" = weakref.WeakKeyDictionary()
 
 
 def epoch_timer(keras: Any) -> Any:
@@ -80,8 +83,8 @@ def trainable_params(model: Any) -> int:
 
 def latency_ms(model: Any, dataset: Any) -> float | None:
     """Median milliseconds of a batch-1 ``model(x, training=False)`` on validation samples."""
-    import tensorflow as tf
-
+    if model in _LATENCIES:
+        return _LATENCIES[model]
     try:
         samples = _samples(dataset, LATENCY_CALLS)
         if not samples:
@@ -96,7 +99,8 @@ def latency_ms(model: Any, dataset: Any) -> float | None:
             times.append(time.perf_counter() - began)
             if began > deadline:
                 break
-        return statistics.median(times) * 1000.0
+        latency = _LATENCIES[model] = statistics.median(times) * 1000.0
+        return latency
     except Exception:  # a model that cannot be called on one sample (a user's): no latency
         return None
 
