@@ -334,3 +334,43 @@ def test_setting_a_runner_up_changes_no_weight_and_traces_once(data):
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     assert runner.train_epoch.experimental_get_tracing_count() == 1
     assert runner.evaluate.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.slow
+def test_segments_train_as_the_whole_run_on_the_kept_model_or_a_built_one(data, tmp_path, monkeypatch):
+    """A continued segment restores the dropout layers' random streams and rates with the weights
+    and optimizer: segments 0-1 and 1-3 give one 3-epoch run's numbers bit for bit, whether the
+    continuation trains on the model kept for its shape (no build) or on a model built and
+    restored (another worker, a runner let go)."""
+    monkeypatch.setattr(epoch_loop, "_KEPT", epoch_loop.OrderedDict())
+    hparams = {**HPARAMS, "dropout": 0.3}
+    settings = TrainSettings(epochs=3)
+
+    def segment(start, stop, checkpoint):
+        return train_trial(Trial(hparams, seed=5), data, resolve_model("mlp"), settings, start=start, stop=stop,
+                           checkpoint=checkpoint)
+
+    whole = segment(0, 3, None).history
+    built = []
+    monkeypatch.setattr("hparams_lab.training.fit._built_and_compiled", _counting(built))
+    for kept in (True, False):
+        checkpoint = tmp_path / f"{kept}.npz"
+        first = segment(0, 1, checkpoint).history
+        if not kept:
+            epoch_loop._KEPT.clear()
+        built.clear()
+        rest = segment(1, 3, checkpoint).history
+        assert len(built) == (0 if kept else 1)
+        assert {name: first[name] + rest[name] for name in whole} == whole
+
+
+def _counting(calls):
+    from hparams_lab.training import fit
+
+    build = fit._built_and_compiled
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return build(*args, **kwargs)
+
+    return counted

@@ -48,12 +48,12 @@ def test_the_built_in_models_use_it_for_a_rate_above_0():
 
 def test_a_saved_model_is_plain_keras_with_the_rate_it_trained_with(tmp_path):
     keras = import_keras()
-    from hparams_lab.training.layers import set_rates, tuned_dropout
+    from hparams_lab.training.layers import rates, set_rates, tuned_dropout
 
     TunedDropout = tuned_dropout()
 
     model = mlp(0.3)
-    set_rates(model, mlp(0.45, seed=1))  # a kept model taking another trial's rate
+    set_rates(model, rates(mlp(0.45, seed=1)))  # a kept model taking another trial's rate
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)

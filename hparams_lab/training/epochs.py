@@ -223,12 +223,12 @@ class EpochRunner:
         seed built them, dropout rates (training.layers), the optimizer's step count, slots and
         learning rate (a variable) as new. So the trial trains exactly as it would on a model of
         its own, without tracing."""
-        from hparams_lab.training.layers import set_rates
+        from hparams_lab.training.layers import rates, set_rates
 
         model = self.model
         for kept, value in zip(model.variables, fresh.variables, strict=True):
             kept.assign(value)
-        set_rates(model, fresh)  # hparams_lab's dropout layers: their rates
+        set_rates(model, rates(fresh))  # hparams_lab's dropout layers: their rates
         if not fresh.optimizer.built:  # built already when a segment restored its checkpoint
             fresh.optimizer.build(fresh.trainable_variables)
         for kept, value in zip(model.optimizer.variables, fresh.optimizer.variables, strict=True):
@@ -319,7 +319,8 @@ def _runner(model: Any, batch_size: int, specs: tuple, key: Hashable | None) -> 
     else a new one for ``model``, kept under ``key``. The model to train is its ``model``."""
     runner = _KEPT.get(key) if key is not None else None
     if runner is not None and runner.matches(model, batch_size, specs):
-        runner.adopt(model)
+        if model is not runner.model:  # else a continued segment's values are in it already (training.fit)
+            runner.adopt(model)
         _KEPT.move_to_end(key)
         return runner
     runner = EpochRunner(model, batch_size, *specs)
@@ -359,8 +360,9 @@ def settle() -> None:
         _UNSETTLED = False
 
 
-def is_kept(key: Hashable) -> bool:
-    return key in _KEPT
+def kept(key: Hashable) -> EpochRunner | None:
+    """The runner kept for ``key``, if any."""
+    return _KEPT.get(key)
 
 
 @contextlib.contextmanager
@@ -399,5 +401,5 @@ def warming(key: Hashable, build: Callable[[], Any], batch_size: int, x: Any, y:
         yield
     finally:
         thread.join()
-        if made and not is_kept(key):
+        if made and kept(key) is None:
             _keep(key, made[0])

@@ -31,6 +31,7 @@ from hparams_lab.training import epochs as epoch_loop
 from hparams_lab.training.compile import compile_args, is_compiled
 from hparams_lab.training.data import Dataset, cv_fold
 from hparams_lab.training.importer import import_function
+from hparams_lab.training.layers import rates, set_rates
 from hparams_lab.training.models import DROPOUT_RATE, ModelSpec, build_model, build_optimizer
 from hparams_lab.training.saving import best_epoch_tracker, save_model, unsaved, worth_keeping
 
@@ -198,7 +199,7 @@ def _first_untraced(coming: Sequence[Mapping[str, Any]], current: Mapping[str, A
     now = _shape_key(current, model_spec, settings, _batch_size(current, settings), True)
     for hparams in coming:
         key = _shape_key(hparams, model_spec, settings, _batch_size(hparams, settings), True)
-        if key != now and not epoch_loop.is_kept(key):
+        if key != now and epoch_loop.kept(key) is None:
             return hparams
     return None
 
@@ -325,9 +326,11 @@ def train_trial(
     keras = import_keras()
 
     # A fresh graph per trial keeps memory flat across many trials; the seed makes the
-    # same trial give the same weights, shuffles and dropout masks (a continued
-    # segment draws from its own seeded stream).
-    _fresh_session(keras, _only_ours(dataset, model_spec, user_callbacks, user_fit), trial.seed + start)
+    # same trial give the same weights, shuffles and dropout masks (a continued segment
+    # restores its dropout streams from the checkpoint; model.fit's shuffling draws from
+    # the segment's own seeded stream).
+    only_ours = _only_ours(dataset, model_spec, user_callbacks, user_fit)
+    _fresh_session(keras, only_ours, trial.seed + start)
 
     hparams = dict(trial.hparams)
     epochs = int(hparams.get("epochs", settings.epochs))
@@ -338,9 +341,14 @@ def train_trial(
     batch_size = _batch_size(hparams, settings)
 
     with _custom_gradients_released():
-        model, ours = _built_and_compiled(hparams, dataset, model_spec, settings)
-        if start > 0:
-            _restore(model, checkpoint)
+        model = (_kept_continuation(trial, dataset, model_spec, settings, batch_size, checkpoint)
+                 if start > 0 and only_ours else None)
+        if model is not None:
+            ours = True  # _only_ours: a built-in model, compiled here
+        else:
+            model, ours = _built_and_compiled(hparams, dataset, model_spec, settings)
+            if start > 0:
+                _restore(model, checkpoint)
         watch = _epoch_watch(keras, on_epoch, start, epochs)
         callbacks = _callbacks(keras, settings, watch) + _users(user_callbacks, hparams, run_dir)
         keeping = settings.keep_model is not None and run_dir is not None
@@ -527,9 +535,14 @@ def _users(user_callbacks: Callable[..., Any] | None, hparams: dict, run_dir: Pa
 
 
 def _save(model: Any, path: Path) -> None:
-    """Weights and optimizer state (Adam's moments, the step count), atomically."""
+    """Weights, optimizer state (Adam's moments, the step count) and the rest a continuation
+    needs to train as the whole run would: the other variables (dropout's random streams),
+    hparams_lab's dropout rates. Atomically."""
+    weights = {id(v) for v in model.weights}
     arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     arrays.update({f"o{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
+    arrays.update({f"s{i}": v.numpy() for i, v in enumerate(v for v in model.variables if id(v) not in weights)})
+    arrays["rates"] = np.asarray(rates(model), np.float64)
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as f:
         np.savez(f, **arrays)
@@ -537,15 +550,44 @@ def _save(model: Any, path: Path) -> None:
 
 
 def _restore(model: Any, path: Path | None) -> None:
+    """``model`` takes a checkpoint's values (``_save``). One written before the random streams
+    and rates were kept leaves them as the segment's fresh model drew them."""
     if path is None or not path.exists():
         raise FileNotFoundError(f"no checkpoint to continue from at {path}")
     with np.load(path) as saved:
-        weights = [saved[f"w{i}"] for i in range(sum(k.startswith("w") for k in saved.files))]
-        optimizer = [saved[f"o{i}"] for i in range(sum(k.startswith("o") for k in saved.files))]
-    model.set_weights(weights)
-    model.optimizer.build(model.trainable_variables)
-    for variable, value in zip(model.optimizer.variables, optimizer, strict=True):
+        arrays = {prefix: [saved[f"{prefix}{i}"] for i in range(sum(k[0] == prefix and k[1:].isdigit()
+                                                                       for k in saved.files))]
+                  for prefix in "wos"}
+        dropout_rates = [float(r) for r in saved["rates"]] if "rates" in saved.files else None
+    model.set_weights(arrays["w"])
+    if not model.optimizer.built:  # a kept model's is (training.epochs): built again, it would have new slots
+        model.optimizer.build(model.trainable_variables)
+    for variable, value in zip(model.optimizer.variables, arrays["o"], strict=True):
         variable.assign(value)
+    if dropout_rates is not None:
+        weights = {id(v) for v in model.weights}
+        for variable, value in zip((v for v in model.variables if id(v) not in weights), arrays["s"], strict=True):
+            variable.assign(value)
+        set_rates(model, dropout_rates)
+
+
+def _kept_continuation(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settings: TrainSettings,
+                       batch_size: int, checkpoint: Path | None) -> Any | None:
+    """A continued segment's model without building one: the model this process keeps for its
+    shape (training.epochs), with the checkpoint's values in it, when there is one and the
+    checkpoint holds all a continuation needs; else None. A built model restored from the same
+    checkpoint trains the same, bit for bit (tests/test_training), so which path a segment
+    takes, on which worker, changes no number."""
+    if checkpoint is None or not checkpoint.exists():
+        return None
+    runner = epoch_loop.kept(_shape_key(dict(trial.hparams), model_spec, settings, batch_size, True))
+    if runner is None:
+        return None
+    with np.load(checkpoint) as saved:
+        if "rates" not in saved.files:
+            return None
+    _restore(runner.model, checkpoint)
+    return runner.model
 
 
 @contextlib.contextmanager

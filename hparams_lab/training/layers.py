@@ -58,10 +58,15 @@ def tuned_dropout() -> type:
     return TunedDropout
 
 
-def set_rates(model: Any, fresh: Any) -> None:
-    """``model``'s tuned dropout layers take the rates of ``fresh``'s (a model of the same shape)."""
-    for kept, new in zip(_tuned(model), _tuned(fresh), strict=True):
-        kept.set_rate(new.rate)
+def rates(model: Any) -> list[float]:
+    """The rates of ``model``'s tuned dropout layers, in order (a checkpoint keeps them)."""
+    return [layer.rate for layer in _tuned(model)]
+
+
+def set_rates(model: Any, values: list[float]) -> None:
+    """``model``'s tuned dropout layers take ``values`` (``rates`` of a model of the same shape)."""
+    for layer, rate in zip(_tuned(model), values, strict=True):
+        layer.set_rate(rate)
 
 
 def _tuned(model: Any) -> list[Any]:
