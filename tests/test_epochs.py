@@ -374,3 +374,21 @@ def _counting(calls):
         return build(*args, **kwargs)
 
     return counted
+
+
+@pytest.mark.slow
+def test_a_checkpoint_from_before_the_streams_were_kept_still_continues(data, tmp_path):
+    """Weights and optimizer only (a study started by an earlier version, resumed): the segment
+    builds its model, restores those, and trains on."""
+    checkpoint = tmp_path / "checkpoint.npz"
+    settings = TrainSettings(epochs=3)
+    train_trial(Trial(HPARAMS, seed=5), data, resolve_model("mlp"), settings, start=0, stop=1, checkpoint=checkpoint)
+    with np.load(checkpoint) as saved:
+        old = {name: saved[name] for name in saved.files if name[0] in "wo" and name[1:].isdigit()}
+        assert len(old) < len(saved.files)
+    np.savez(checkpoint, **old)
+    rest = train_trial(Trial(HPARAMS, seed=5), data, resolve_model("mlp"), settings, start=1, stop=3,
+                       checkpoint=checkpoint)
+    assert rest.epochs == 2 and all(np.isfinite(rest.history["loss"]))
+    with np.load(checkpoint) as saved:
+        assert "rates" in saved.files  # written anew, whole
