@@ -58,6 +58,7 @@ class Run:
     trials: int  # successful trials
     epochs: int  # epochs trained, summed over every trial
     best: float | None  # best val_accuracy of any trial
+    trial_s: float = 0.0  # hparams_lab: the trials' own wall time (trial.json, every segment), summed
 
 
 def timed(command: list[str], **env: str) -> tuple[float, str]:
@@ -87,7 +88,7 @@ def run_lab(row: str, trials: int, epochs: int, seed: int) -> Run:
         records = trial_records(Path(logdir, "bench"))
     ok = [r for r in records if r["status"] == "SUCCESS"]
     best = max((r["metrics"]["best_val_accuracy"] for r in ok), default=None)
-    return Run(wall, len(ok), sum(r["epochs"] for r in records), best)
+    return Run(wall, len(ok), sum(r["epochs"] for r in records), best, sum(r["wall_time_s"] for r in records))
 
 
 def run_kerastuner(trials: int, epochs: int, seed: int) -> Run:
