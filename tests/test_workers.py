@@ -88,3 +88,33 @@ def test_arrays_in_memory_cannot_go_to_workers(tmp_path):
     with pytest.raises(UserError, match=r"data in memory \(arrays, datasets, a function defined here\) is not sent"):
         run_study(data=(x, y), workers=2, trials=1, epochs=1, logdir=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_with_workers_a_worker_evaluates_the_first_model_and_the_study_loads_no_tensorflow(tmp_path):
+    """The workers import TensorFlow anyway: one of them finds what the trials log and what
+    would fail them all (a UserError here, as in one process), the study's process never
+    loads it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = f"""
+import sys
+from hparams_lab import run_study
+from hparams_lab.core.errors import UserError
+options = dict(strategy="random", workers=2, trials=2, epochs=1, experiment="e")
+try:
+    run_study(logdir={str(tmp_path / "bad")!r}, loss="binary_crossentropy", **options)
+except UserError as err:
+    print("UserError:", err)
+result = run_study(logdir={str(tmp_path / "good")!r}, **options)
+print("statuses:", sorted(r.status.value for r in result.results))
+print("tensorflow loaded:", "tensorflow" in sys.modules or "keras" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "UserError: the first trial's model cannot be evaluated on the validation data" in done.stdout
+    assert not (tmp_path / "bad").exists()
+    assert "statuses: ['SUCCESS', 'SUCCESS']" in done.stdout
+    assert "tensorflow loaded: False" in done.stdout

@@ -108,6 +108,12 @@ class ProcessBackend:
             self._pool = self._start(self.devices)
         return _deaths_as_worker_died(self._pool.submit(run_in_worker, self.job, task))
 
+    def call(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """``fn(*args)`` in one of the workers (``fn`` importable by name); a death is WorkerDied."""
+        if self._pool is None:
+            self._pool = self._start(self.devices)
+        return _deaths_as_worker_died(self._pool.submit(fn, *args))
+
     def submit_alone(self, task: Task) -> Future:
         """``task`` alone on the first GPU, with its whole memory (the loop calls this only
         when nothing else runs): the other workers are stopped first, so that none holds
@@ -146,6 +152,7 @@ def _deaths_as_worker_died(inner: Future) -> Future:
 
 
 _trainers: dict[WorkerJob, TrainFn] = {}  # per worker process: the train function of each job
+_loaded: dict[WorkerJob, tuple[Any, Any]] = {}  # ... and its data set and model spec
 
 
 def worker_train(job: WorkerJob) -> TrainFn:
@@ -162,7 +169,14 @@ def worker_train(job: WorkerJob) -> TrainFn:
         spec = model_spec(job.model)
         data = load_data(job.data, seed=job.seed, task=job.task, targets=job.targets)
         _trainers[job] = trainer(data, spec, job.settings, job.folds, job.seed)
+        _loaded[job] = (data, spec)
     return _trainers[job]
+
+
+def worker_loaded(job: WorkerJob) -> tuple[Any, Any]:
+    """This process's data set and model spec for ``job`` (training.data.Dataset, ModelSpec)."""
+    worker_train(job)
+    return _loaded[job]
 
 
 _device: list[str | None] = [None]  # this worker process's device label ("GPU 0"), once it has one
