@@ -123,24 +123,26 @@ def _run(logdirs, sort_by, top, where, statuses, maximize, minimize, output_form
     if len(selected) == 2:
         return _compare(selected, ranking, maximizes, output_format, width), []
     _, logs, rows = selected[0]
-    from hparams_lab.review.notes import review_notes
+    from hparams_lab.review.notes import note_summaries, review_notes
 
     places = None
     if front is not None:
         ordered = front.order(rows)
         rows = [row for row, _, _ in ordered]
         places = {id(row): (rank, why) for row, rank, why in ordered}
-    notes = review_notes(rows, logs, ranking)  # about the space: edges, hparams without effect
+    summaries = note_summaries(rows, logs, ranking) if ranking is not None and rows else None  # computed once
+    notes = review_notes(rows, logs, ranking, summaries)  # about the space: edges, hparams without effect
     if report:
         from hparams_lab.review.report import write_report
 
         write_report(report, rows, rows[:top], logs, ranking, maximizes, notes=notes, front=front, places=places)
         click.echo(f"review: wrote {report}", err=True)
-    return _leaderboard(rows, rows[:top], logs, ranking, maximizes, output_format, summary, width, front, places), \
-        [visible(line) for line in notes]
+    return _leaderboard(rows, rows[:top], logs, ranking, maximizes, output_format, summary, width, front, places,
+                        summaries), [visible(line) for line in notes]
 
 
-def _leaderboard(rows, shown, logs, ranking, maximizes, output_format, summary, width, front=None, places=None):
+def _leaderboard(rows, shown, logs, ranking, maximizes, output_format, summary, width, front=None, places=None,
+                 summaries=None):
     from hparams_lab.review import output, views
 
     if output_format == "json":
@@ -151,9 +153,10 @@ def _leaderboard(rows, shown, logs, ranking, maximizes, output_format, summary, 
     if logs.classes and output_format in ("table", "markdown"):
         text += "\n" + output.visible("classes (labels 0..n-1): " + ", ".join(logs.classes)) + "\n"
     if summary and ranking and output_format in ("table", "markdown"):
-        from hparams_lab.review.summary import summarize
+        if summaries is None:
+            from hparams_lab.review.summary import summarize
 
-        summaries = summarize(rows, logs.hparam_names, ranking)
+            summaries = summarize(rows, logs.hparam_names, ranking)
         text += "\n" + output.render(views.summary_table(summaries, ranking), output_format, width)
     return text
 

@@ -7,7 +7,6 @@ read, it is not UTF-8 (with the first bad byte), it is not valid JSON / TOML.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ def read_json_or_toml(path: str | Path, what: str, error: type[UserError] = User
     except UnicodeDecodeError as err:
         raise error(f"{where} is not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r})") from None
     is_json = path.suffix.lower() == ".json"
+    import tomllib  # here: review imports this module for the domains, and reads no TOML
+
     try:
         return json.loads(text) if is_json else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:

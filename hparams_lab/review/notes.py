@@ -27,9 +27,10 @@ DIGITS = 4  # significant digits of the numbers in a note
 _DONE = (TrialStatus.SUCCESS, TrialStatus.UNKNOWN)
 
 
-def review_notes(rows, logs, ranking):
+def review_notes(rows, logs, ranking, summaries=None):
     """The edge warnings (per experiment) and no-effect notes for review's selected rows,
-    as "warning: ..." and "note: ..." lines."""
+    as "warning: ..." and "note: ..." lines. ``summaries``: note_summaries of the same rows,
+    when the caller has them."""
     if ranking is None or not rows:
         return []
     lines = []
@@ -51,10 +52,17 @@ def review_notes(rows, logs, ranking):
                                      edge_rule.distinct(done))
         prefix = "warning: " + (f"experiment {experiment}: " if len(experiments) > 1 else "")
         lines += [prefix + edge_line(edge, "runs", refine=domains[edge.name][1]) for edge in found]
+    if summaries is None:
+        summaries = note_summaries(rows, logs, ranking)
+    return lines + [f"note: {line}" for line in no_effect_lines(summaries, ranking.key)]
+
+
+def note_summaries(rows, logs, ranking):
+    """The rows' summary per hparam with its noise level, as the no-effect notes need it (the
+    leaderboard's summary table shows the same, without the noise)."""
     from hparams_lab.review.summary import summarize
 
-    summaries = summarize(rows, logs.hparam_names, ranking, noise=True, kept=logs.noise_levels)
-    return lines + [f"note: {line}" for line in no_effect_lines(summaries, ranking.key)]
+    return summarize(rows, logs.hparam_names, ranking, noise=True, kept=logs.noise_levels)
 
 
 def config_intervals(configs):
