@@ -337,3 +337,51 @@ def test_a_warm_review_reads_the_noise_levels_back_and_never_loads_numpy(tmp_pat
     assert review()[:2] == cold[:2]  # a damaged entry: computed again
     memo.write_text("{not json")
     assert review()[:2] == cold[:2]
+
+
+@pytest.fixture
+def trial_reads(monkeypatch):
+    """The trial.json files review reads (not answered by the cache)."""
+    seen = []
+    original = reader._read_json
+
+    def counting(path, warnings):
+        if path.endswith(reader.TRIAL_FILE):
+            seen.append(path)
+        return original(path, warnings)
+
+    monkeypatch.setattr(reader, "_read_json", counting)
+    return seen
+
+
+def test_trial_files_come_from_the_cache_until_they_change(study, cache_home, trial_reads):
+    for run, status in (("alpha/t1", "PRUNED"), ("alpha/t2", "FAILURE")):
+        (study / run / "trial.json").write_text(json.dumps({"id": run.replace("/", "-"), "status": status}))
+    (study / "alpha" / "t3" / "trial.json").write_text('{"id": 7, "status": ""}')  # text of a number; no status
+    settle(study)
+    first = snapshot(reader.load(study, cache=True))
+    assert sorted(trial_reads) == sorted(str(path) for path in study.rglob("trial.json"))  # the sample's own too
+    trial_reads.clear()
+    assert snapshot(reader.load(study, cache=True)) == first
+    assert trial_reads == []
+    assert snapshot(reader.load(study)) == first  # read again without the cache: the same
+    rows = {row.run: row for row in reader.load(study, cache=True).rows}
+    assert (rows["alpha/t1"].trial_id, rows["alpha/t1"].status) == ("alpha-t1", "PRUNED")
+    assert rows["alpha/t3"].trial_id == "7"
+
+    changed = study / "alpha" / "t2" / "trial.json"
+    changed.write_text(json.dumps({"id": "alpha-t2", "status": "PRUNED"}))
+    date_back([changed])
+    trial_reads.clear()
+    rows = {row.run: row for row in reader.load(study, cache=True).rows}
+    assert trial_reads == [str(changed)]
+    assert rows["alpha/t2"].status == "PRUNED"
+
+    (path,) = list(cache_home.iterdir())  # a hostile entry: not what the cache writes, a miss
+    data = json.loads(path.read_text())
+    key = next(key for key in data["trials"] if key.startswith("alpha/t1"))
+    data["trials"][key][4] = {"not": "text"}
+    path.write_text(json.dumps(data))
+    trial_reads.clear()
+    reader.load(study, cache=True)
+    assert trial_reads == [str(study / "alpha" / "t1" / "trial.json")]

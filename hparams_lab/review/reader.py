@@ -135,16 +135,16 @@ def load(logdir, cache=False):
         summaries = summary_cache.open_cache(os.path.realpath(logdir))
     # Event files are stat'ed only for a cache that has entries to check; else their identity
     # comes from reading them.
-    tree = walk_logs(logdir, stats=summaries is not None and bool(summaries.old))
+    tree = walk_logs(logdir, stats=summaries is not None and bool(summaries.old), trial_stats=summaries is not None)
     if not tree.event_files:
         if tree.warnings:
             raise UserError(f"review: no TensorBoard event files under {logdir} ({'; '.join(tree.warnings)})")
         raise UserError(f"review: no TensorBoard event files under {logdir}")
     runs, warnings = read_runs(tree.event_files, summaries, tree.identities)
+    warnings[:0] = tree.warnings
+    rows = build_rows(logdir, runs, tree, warnings, summaries)
     if summaries is not None:
         summaries.save()
-    warnings[:0] = tree.warnings
-    rows = build_rows(logdir, runs, tree, warnings)
     if not rows:
         raise UserError(f"review: no HParams sessions under {logdir} ({len(runs)} run(s) read, "
                         "none with a session_start record: log hparams with hp.hparams(...))")
@@ -176,16 +176,19 @@ class LogTree:
     root: str = ""  # the real path of the logdir
     # event file path -> (its real path below root, (size, mtime_ns, ino, dev) or None if not stat'ed)
     identities: dict = field(default_factory=dict)
+    # dir -> (its trial.json's real path below root, (size, mtime_ns, ino, dev)), when stat'ed
+    trial_identities: dict = field(default_factory=dict)
 
 
-def walk_logs(logdir, stats=True):
+def walk_logs(logdir, stats=True, trial_stats=False):
     """The event, experiment and trial files under logdir, in bounded time whatever it holds.
 
     Iterative (no limit on depth). Only regular files are taken: FIFOs, sockets and devices
     are never opened. Symlinks are followed only inside the tree: a file's if its real path
     is in it, a directory's if its real directory has not been walked yet (real directories
     come first, so a link to one in the tree adds nothing, and a loop ends at once).
-    stats: stat each event file (for its identity), else tell files by their directory entry.
+    stats: stat each event file (for its identity), else tell files by their directory entry;
+    trial_stats: each trial.json file too.
     """
     root = os.path.realpath(logdir)
     tree = LogTree({}, set(), set(), root=root)
@@ -235,7 +238,8 @@ def walk_logs(logdir, stats=True):
                         linked.append((path, target, (info.st_dev, info.st_ino)))
                         continue
                 elif entry.is_file(follow_symlinks=False):
-                    info = entry.stat(follow_symlinks=False) if stats and event else None
+                    wanted = stats if event else trial_stats and name == TRIAL_FILE
+                    info = entry.stat(follow_symlinks=False) if wanted else None
                     target = None
                 else:
                     warnings.append(f"{path}: skipped, not a regular file")
@@ -252,6 +256,9 @@ def walk_logs(logdir, stats=True):
                 tree.experiment_files.add(directory)
             elif name == TRIAL_FILE:
                 tree.trial_files.add(directory)
+                if info is not None:
+                    tree.trial_identities[directory] = ((target or real_below + name)[len(prefix):], (
+                        info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev))
         stack.extend(reversed(fresh))
     return tree
 
@@ -363,7 +370,7 @@ def _merge(run, summary):
             series.merge(stats)
 
 
-def build_rows(logdir, runs, tree, warnings):
+def build_rows(logdir, runs, tree, warnings, cache=None):
     """One Row per session run, with the scalars of the non-session runs below it."""
     sessions = {directory for directory, run in runs.items() if run.hparams is not None}
     series_of = {directory: {} for directory in sessions}
@@ -379,9 +386,26 @@ def build_rows(logdir, runs, tree, warnings):
     rows = []
     for directory in sorted(sessions):
         experiment_dir = _nearest(directory, experiments, logdir, include_self=False) or logdir
-        trial = _read_json(os.path.join(directory, TRIAL_FILE), warnings) if directory in tree.trial_files else {}
+        trial = _trial_record(directory, tree, warnings, cache) if directory in tree.trial_files else {}
         rows.append(_row(logdir, directory, runs[directory], series_of[directory], experiment_dir, trial))
     return _restore_ints(rows)
+
+
+def _trial_record(directory, tree, warnings, cache):
+    """All a row takes of a trial.json, its id and status as text (None where absent or, for
+    the status, empty); from the cache (review.cache) while the file is unchanged."""
+    key, identity = tree.trial_identities.get(directory, (None, None))
+    if cache is not None and identity is not None:
+        found = cache.get_trial(key, identity)
+        if found is not None:
+            return found
+    said = len(warnings)
+    data = _read_json(os.path.join(directory, TRIAL_FILE), warnings)
+    trial_id, status = data.get("id"), data.get("status")
+    record = {"id": None if trial_id is None else str(trial_id), "status": str(status) if status else None}
+    if cache is not None and identity is not None and len(warnings) == said:
+        cache.put_trial(key, identity, record)
+    return record
 
 
 def _row(logdir, directory, run, series, experiment_dir, trial):
