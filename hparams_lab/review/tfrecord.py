@@ -30,8 +30,10 @@ import stat
 import struct
 from dataclasses import dataclass
 
-_POLYNOMIAL = 0x82F63B78  # CRC-32C (Castagnoli), reflected
-_MASK_DELTA = 0xA282EAD8
+from hparams_lab.tb.records import CRC_TABLE as _TABLE
+from hparams_lab.tb.records import MASK_DELTA as _MASK_DELTA
+from hparams_lab.tb.records import crc32c, masked_crc32c
+
 _LENGTH = struct.Struct("<Q")
 _HEADER = struct.Struct("<QI")  # a record's length and the masked CRC32C of those 8 bytes
 # Below this many records of similar length, the numpy set-up costs more than it saves.
@@ -43,34 +45,6 @@ _CHUNK = 1024 * 1024  # files are read this much at a time, framing as they come
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 
 
-def _make_table():
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (_POLYNOMIAL if crc & 1 else 0)
-        table.append(crc)
-    return tuple(table)
-
-
-_TABLE = _make_table()
-
-
-def crc32c(data):
-    """CRC-32C of bytes, table-driven pure Python (the reference implementation)."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def mask(crc):
-    """TFRecord's masking: rotate right by 15 bits and add a constant."""
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
-
-
-def masked_crc32c(data):
-    return mask(crc32c(data))
 
 
 @dataclass(frozen=True)

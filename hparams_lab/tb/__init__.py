@@ -1,2 +1,3 @@
-"""TensorBoard's formats: pure HParams proto builders (``summaries``) and the one writer of
-event files (``writer``), the logdir's union config too. No TensorFlow."""
+"""TensorBoard's formats: pure HParams and scalar proto builders (``summaries``), TFRecord
+framing (``records``) and the one writer of event files (``writer``), the logdir's union
+config too. No TensorFlow."""

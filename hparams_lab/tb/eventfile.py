@@ -1,8 +1,8 @@
 """TensorBoard event files, written without TensorFlow.
 
 tensorboard's EventFileWriter reaches for real TensorFlow (tf.io.gfile, via
-tensorboard.compat.tf) whenever it is installed, which costs seconds; its
-RecordWriter does the TFRecord framing in pure Python, over a plain file.
+tensorboard.compat.tf) whenever it is installed, which costs seconds; the TFRecord
+framing is ours (tb.records), over a plain file.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from tensorboard.compat.proto import event_pb2
-from tensorboard.summary.writer.record_writer import RecordWriter
+
+from hparams_lab.tb.records import RecordWriter
 
 _file_numbers = itertools.count()
 

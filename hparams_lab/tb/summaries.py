@@ -20,9 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from google.protobuf import struct_pb2
-from tensorboard.compat.proto import summary_pb2
-from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-from tensorboard.plugins.scalar import summary_v2 as scalar_summary
+from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+from tensorboard.plugins.scalar import plugin_data_pb2 as scalar_plugin_data_pb2
 
 from hparams_lab.core.metrics import Metric
 from hparams_lab.core.space import Discrete, Domain, Space
@@ -106,21 +106,27 @@ def union_config(experiments: Iterable[tuple[Space, Sequence[Metric]]]) -> api_p
     )
 
 
+# What tensorboard.plugins.hparams.metadata and plugins.scalar.summary_v2 write, built here:
+# importing them loads tensorboard's TensorFlow stub (~0.1 s of every study's and worker's
+# start). tests/test_tb_summaries.py checks these records against theirs, byte for byte.
+EXPERIMENT_TAG = "_hparams_/experiment"
+SESSION_START_TAG = "_hparams_/session_start_info"
+SESSION_END_TAG = "_hparams_/session_end_info"
+_NULL_TENSOR = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=tensor_shape_pb2.TensorShapeProto(
+    dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=0)]))
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(
+    plugin_name="scalars", content=scalar_plugin_data_pb2.ScalarPluginData(version=0).SerializeToString()))
+
+
 def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> summary_pb2.Summary:
-    return summary_pb2.Summary(
-        value=[
-            summary_pb2.Summary.Value(
-                tag=tag, metadata=metadata.create_summary_metadata(data), tensor=metadata.NULL_TENSOR
-            )
-        ]
-    )
+    data.version = 0  # the plugin's PLUGIN_DATA_VERSION
+    plugin_data = summary_pb2.SummaryMetadata.PluginData(plugin_name="hparams", content=data.SerializeToString())
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+        tag=tag, metadata=summary_pb2.SummaryMetadata(plugin_data=plugin_data), tensor=_NULL_TENSOR)])
 
 
 def config_summary(experiment: api_pb2.Experiment) -> summary_pb2.Summary:
-    return _hparams_summary(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment))
-
-
-SESSION_START_TAG = metadata.SESSION_START_INFO_TAG
+    return _hparams_summary(EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment))
 
 
 def session_group(experiment: str, trial: Trial) -> str:
@@ -139,9 +145,7 @@ def session_start_summary(trial: Trial, group: str, start_time: float | None = N
     )
     for name, value in trial.hparams.items():
         info.hparams[name].CopyFrom(_value(value))
-    return _hparams_summary(
-        metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=info)
-    )
+    return _hparams_summary(SESSION_START_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=info))
 
 
 def session_end_summary(status: TrialStatus, end_time: float | None = None) -> summary_pb2.Summary:
@@ -155,16 +159,15 @@ def session_end_summary(status: TrialStatus, end_time: float | None = None) -> s
         status=api_pb2.Status.Value(f"STATUS_{shown.value}"),
         end_time_secs=time.time() if end_time is None else end_time,
     )
-    return _hparams_summary(
-        metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=info)
-    )
+    return _hparams_summary(SESSION_END_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=info))
 
 
 def scalars_summary(values: Mapping[str, float]) -> summary_pb2.Summary:
-    summary = summary_pb2.Summary()
-    for tag, value in values.items():
-        summary.value.extend(scalar_summary.scalar_pb(tag, float(value)).value)
-    return summary
+    """One scalar per tag, as tf.summary.scalar writes it: a float32 tensor of shape ()."""
+    return summary_pb2.Summary(value=[
+        summary_pb2.Summary.Value(tag=tag, metadata=_SCALAR_METADATA, tensor=tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_FLOAT, tensor_shape=tensor_shape_pb2.TensorShapeProto(), float_val=[float(value)]))
+        for tag, value in values.items()])
 
 
 # ---- the one place that writes event files -------------------------------------------
