@@ -392,3 +392,23 @@ def test_a_checkpoint_from_before_the_streams_were_kept_still_continues(data, tm
     assert rest.epochs == 2 and all(np.isfinite(rest.history["loss"]))
     with np.load(checkpoint) as saved:
         assert "rates" in saved.files  # written anew, whole
+
+
+@pytest.mark.slow
+def test_a_continuation_whose_kept_shape_holds_other_data_builds_its_own(data, tmp_path, monkeypatch):
+    """The same hparams on data of another width (a second study in the process) share a shape
+    key, not a model: the continuation builds and restores instead of failing on the kept one."""
+    monkeypatch.setattr(epoch_loop, "_KEPT", epoch_loop.OrderedDict())
+    narrow = dataclasses.replace(data, x_train=data.x_train[:, :4], x_val=data.x_val[:, :4],
+                                 input_shape=(4, *data.x_train.shape[2:]))  # digits: 8 x 8 images
+    settings = TrainSettings(epochs=3)
+
+    def segment(dataset, start, stop, checkpoint, seed=5):
+        return train_trial(Trial(HPARAMS, seed=seed), dataset, resolve_model("mlp"), settings, start=start, stop=stop,
+                           checkpoint=checkpoint)
+
+    segment(narrow, 0, 1, tmp_path / "narrow.npz")
+    segment(data, 0, 1, tmp_path / "wide.npz", seed=6)  # the shape's kept model is now the wide one
+    rest = segment(narrow, 1, 3, tmp_path / "narrow.npz")
+    whole = segment(narrow, 0, 3, None)
+    assert rest.epochs == 2 and rest.history["val_loss"] == whole.history["val_loss"][1:]

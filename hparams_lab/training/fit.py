@@ -341,7 +341,7 @@ def train_trial(
     batch_size = _batch_size(hparams, settings)
 
     with _custom_gradients_released():
-        model = (_kept_continuation(trial, dataset, model_spec, settings, batch_size, checkpoint)
+        model = (_kept_continuation(trial, model_spec, settings, batch_size, checkpoint)
                  if start > 0 and only_ours else None)
         if model is not None:
             ours = True  # _only_ours: a built-in model, compiled here
@@ -538,10 +538,9 @@ def _save(model: Any, path: Path) -> None:
     """Weights, optimizer state (Adam's moments, the step count) and the rest a continuation
     needs to train as the whole run would: the other variables (dropout's random streams),
     hparams_lab's dropout rates. Atomically."""
-    weights = {id(v) for v in model.weights}
     arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     arrays.update({f"o{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
-    arrays.update({f"s{i}": v.numpy() for i, v in enumerate(v for v in model.variables if id(v) not in weights)})
+    arrays.update({f"s{i}": v.numpy() for i, v in enumerate(_others(model))})
     arrays["rates"] = np.asarray(rates(model), np.float64)
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as f:
@@ -552,6 +551,12 @@ def _save(model: Any, path: Path) -> None:
 def _restore(model: Any, path: Path | None) -> None:
     """``model`` takes a checkpoint's values (``_save``). One written before the random streams
     and rates were kept leaves them as the segment's fresh model drew them."""
+    _assign(model, *_read_checkpoint(path))
+
+
+def _read_checkpoint(path: Path | None) -> tuple[dict[str, list], list[float] | None]:
+    """A checkpoint's arrays by kind (w: weights, o: optimizer, s: other variables) and its
+    dropout rates (None in one of an earlier version)."""
     if path is None or not path.exists():
         raise FileNotFoundError(f"no checkpoint to continue from at {path}")
     with np.load(path) as saved:
@@ -559,35 +564,49 @@ def _restore(model: Any, path: Path | None) -> None:
                                                                        for k in saved.files))]
                   for prefix in "wos"}
         dropout_rates = [float(r) for r in saved["rates"]] if "rates" in saved.files else None
+    return arrays, dropout_rates
+
+
+def _others(model: Any) -> list[Any]:
+    """The model's variables that are not weights: its layers' random streams."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+def _assign(model: Any, arrays: dict[str, list], dropout_rates: list[float] | None) -> None:
     model.set_weights(arrays["w"])
     if not model.optimizer.built:  # a kept model's is (training.epochs): built again, it would have new slots
         model.optimizer.build(model.trainable_variables)
     for variable, value in zip(model.optimizer.variables, arrays["o"], strict=True):
         variable.assign(value)
     if dropout_rates is not None:
-        weights = {id(v) for v in model.weights}
-        for variable, value in zip((v for v in model.variables if id(v) not in weights), arrays["s"], strict=True):
+        for variable, value in zip(_others(model), arrays["s"], strict=True):
             variable.assign(value)
         set_rates(model, dropout_rates)
 
 
-def _kept_continuation(trial: Trial, dataset: Dataset, model_spec: ModelSpec, settings: TrainSettings,
-                       batch_size: int, checkpoint: Path | None) -> Any | None:
+def _kept_continuation(trial: Trial, model_spec: ModelSpec, settings: TrainSettings, batch_size: int,
+                       checkpoint: Path | None) -> Any | None:
     """A continued segment's model without building one: the model this process keeps for its
-    shape (training.epochs), with the checkpoint's values in it, when there is one and the
+    shape (training.epochs), with the checkpoint's values in it, when there is one whose
+    variables the checkpoint fits (another study's data may differ in shape) and the
     checkpoint holds all a continuation needs; else None. A built model restored from the same
-    checkpoint trains the same, bit for bit (tests/test_training), so which path a segment
-    takes, on which worker, changes no number."""
+    checkpoint trains the same, bit for bit (tests/test_epochs), so which path a segment takes,
+    on which worker, changes no number."""
     if checkpoint is None or not checkpoint.exists():
         return None
     runner = epoch_loop.kept(_shape_key(dict(trial.hparams), model_spec, settings, batch_size, True))
     if runner is None:
         return None
-    with np.load(checkpoint) as saved:
-        if "rates" not in saved.files:
-            return None
-    _restore(runner.model, checkpoint)
-    return runner.model
+    arrays, dropout_rates = _read_checkpoint(checkpoint)
+    model = runner.model
+    if dropout_rates is None or not model.optimizer.built:
+        return None
+    kinds = {"w": model.weights, "o": model.optimizer.variables, "s": _others(model)}
+    if any([tuple(v.shape) for v in kinds[kind]] != [a.shape for a in arrays[kind]] for kind in kinds):
+        return None
+    _assign(model, arrays, dropout_rates)
+    return model
 
 
 @contextlib.contextmanager
