@@ -159,7 +159,7 @@ def run_study(
     with _worker_processes(config, job, prepared.devices) as backend:
         if isinstance(backend, ProcessBackend):
             # The workers import TensorFlow anyway: one of them finds it, so this process
-            # never loads it (on 2 cores a third import slowed the workers' own by ~1.5 s).
+            # never loads it (on 2 cores a third import slowed the workers' own start).
             logged = _logged_by_worker(backend, job, prepared)
         else:
             import_keras()

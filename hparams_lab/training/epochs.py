@@ -113,7 +113,7 @@ class EpochRunner:
         self.built = self.traced = False
         # Signatures of any number of samples: one trace serves every size. No autograph, as
         # Keras' own fit (its steps are do_not_convert): converting these two functions cost a
-        # process ~0.5-0.9 s, and their loops are tf.while_loop already.
+        # process's first trace 0.1-0.2 s, and their loops are tf.while_loop already.
         self.train_epoch = tf.function(self._train_epoch, autograph=False,
                                        input_signature=[tf.TensorSpec([None], tf.int32), train_spec])
         self.evaluate = tf.function(self._evaluate, autograph=False, input_signature=[val_spec])
