@@ -260,11 +260,8 @@ def evaluate(model: Any, x: Any, y: Any, *, batch_size: int, kept: tuple | None 
     import tensorflow as tf
 
     data = tf.nest.map_structure(tf.convert_to_tensor, (x, y))
-    if kept is None:
-        runner = EpochRunner(model, batch_size, spec(data), spec(data))
-        runner.build(data)
-        return dict(runner.evaluate(data))
-    runner = _runner(model, batch_size, (spec(kept[1:]), spec(data)), kept[0])  # a study before may have kept it
+    runner = (EpochRunner(model, batch_size, spec(data), spec(data)) if kept is None
+              else _runner(model, batch_size, (spec(kept[1:]), spec(data)), kept[0]))  # a study before may have kept it
     runner.build(data)
     return dict(runner.evaluate(data))
 

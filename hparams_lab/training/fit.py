@@ -341,14 +341,14 @@ def train_trial(
     batch_size = _batch_size(hparams, settings)
 
     with _custom_gradients_released():
-        model = (_kept_continuation(trial, model_spec, settings, batch_size, checkpoint)
-                 if start > 0 and only_ours else None)
+        saved = _read_checkpoint(checkpoint) if start > 0 else None
+        model = _kept_continuation(hparams, model_spec, settings, batch_size, saved) if saved and only_ours else None
         if model is not None:
             ours = True  # _only_ours: a built-in model, compiled here
         else:
             model, ours = _built_and_compiled(hparams, dataset, model_spec, settings)
-            if start > 0:
-                _restore(model, checkpoint)
+            if saved is not None:
+                _assign(model, *saved)
         watch = _epoch_watch(keras, on_epoch, start, epochs)
         callbacks = _callbacks(keras, settings, watch) + _users(user_callbacks, hparams, run_dir)
         keeping = settings.keep_model is not None and run_dir is not None
@@ -548,12 +548,6 @@ def _save(model: Any, path: Path) -> None:
     os.replace(partial, path)
 
 
-def _restore(model: Any, path: Path | None) -> None:
-    """``model`` takes a checkpoint's values (``_save``). One written before the random streams
-    and rates were kept leaves them as the segment's fresh model drew them."""
-    _assign(model, *_read_checkpoint(path))
-
-
 def _read_checkpoint(path: Path | None) -> tuple[dict[str, list], list[float] | None]:
     """A checkpoint's arrays by kind (w: weights, o: optimizer, s: other variables) and its
     dropout rates (None in one of an earlier version)."""
@@ -574,6 +568,8 @@ def _others(model: Any) -> list[Any]:
 
 
 def _assign(model: Any, arrays: dict[str, list], dropout_rates: list[float] | None) -> None:
+    """``model`` takes a checkpoint's values (``_read_checkpoint``). One written before the random
+    streams and rates were kept leaves them as the segment's fresh model drew them."""
     model.set_weights(arrays["w"])
     if not model.optimizer.built:  # a kept model's is (training.epochs): built again, it would have new slots
         model.optimizer.build(model.trainable_variables)
@@ -585,20 +581,18 @@ def _assign(model: Any, arrays: dict[str, list], dropout_rates: list[float] | No
         set_rates(model, dropout_rates)
 
 
-def _kept_continuation(trial: Trial, model_spec: ModelSpec, settings: TrainSettings, batch_size: int,
-                       checkpoint: Path | None) -> Any | None:
+def _kept_continuation(hparams: Mapping[str, Any], model_spec: ModelSpec, settings: TrainSettings, batch_size: int,
+                       saved: tuple[dict[str, list], list[float] | None]) -> Any | None:
     """A continued segment's model without building one: the model this process keeps for its
-    shape (training.epochs), with the checkpoint's values in it, when there is one whose
-    variables the checkpoint fits (another study's data may differ in shape) and the
-    checkpoint holds all a continuation needs; else None. A built model restored from the same
+    shape (training.epochs), with the checkpoint's values (``saved``: _read_checkpoint's) in
+    it, when there is one whose variables they fit (another study's data may differ in shape)
+    and they hold all a continuation needs; else None. A built model restored from the same
     checkpoint trains the same, bit for bit (tests/test_epochs), so which path a segment takes,
     on which worker, changes no number."""
-    if checkpoint is None or not checkpoint.exists():
-        return None
-    runner = epoch_loop.kept(_shape_key(dict(trial.hparams), model_spec, settings, batch_size, True))
+    runner = epoch_loop.kept(_shape_key(hparams, model_spec, settings, batch_size, True))
     if runner is None:
         return None
-    arrays, dropout_rates = _read_checkpoint(checkpoint)
+    arrays, dropout_rates = saved
     model = runner.model
     if dropout_rates is None or not model.optimizer.built:
         return None
