@@ -86,7 +86,7 @@ class Cache:
         return found
 
     def put(self, key, identity, summary, warning):
-        if identity[1] > time.time_ns() - SETTLED_NS:
+        if _unsettled(identity):
             return
         self.new[key] = (identity, summary, warning)
         self.changed = True
@@ -100,7 +100,7 @@ class Cache:
         return {"id": entry[4], "status": entry[5]}
 
     def put_trial(self, key, identity, record):
-        if identity[1] > time.time_ns() - SETTLED_NS:
+        if _unsettled(identity):
             return
         self.new_trials[key] = [*identity, record["id"], record["status"]]
         self.changed = True
@@ -121,6 +121,11 @@ class Cache:
             _evict(self.where, keep=self.name)
         except OSError:
             pass
+
+
+def _unsettled(identity):
+    """Whether a file of this (size, mtime_ns, ...) changed too recently to be cached."""
+    return identity[1] > time.time_ns() - SETTLED_NS
 
 
 def _load(path, root):

@@ -25,13 +25,7 @@ import math
 import struct
 
 from hparams_lab.core.trial import TrialStatus
-
-# The constants of tensorboard.plugins.hparams.metadata, whose import costs
-# 0.15 s; tests/test_review_model.py pins them to tensorboard's values.
-HPARAMS_PREFIX = "_hparams_/"
-EXPERIMENT_TAG = "_hparams_/experiment"
-SESSION_START_TAG = "_hparams_/session_start_info"
-SESSION_END_TAG = "_hparams_/session_end_info"
+from hparams_lab.tb.tags import EXPERIMENT_TAG, HPARAMS_PREFIX, SESSION_END_TAG, SESSION_START_TAG
 
 # How the values of a tag are read: never (IGNORE), as TF1 simple values, or as a scalar tensor
 # of one dtype (its enum -> struct format of tensor_content, the repeated field to read).

@@ -27,6 +27,7 @@ from tensorboard.plugins.scalar import plugin_data_pb2 as scalar_plugin_data_pb2
 from hparams_lab.core.metrics import Metric
 from hparams_lab.core.space import Discrete, Domain, Space
 from hparams_lab.core.trial import Trial, TrialStatus
+from hparams_lab.tb.tags import EXPERIMENT_TAG, SESSION_END_TAG, SESSION_START_TAG
 
 CONFIG_SUFFIX = ".hparams_lab-config"  # marks the config files this module owns
 CONFIG_RUN_PREFIX = ".hparams_lab-config-"  # the hidden run directory under a logdir that holds the union config
@@ -109,9 +110,6 @@ def union_config(experiments: Iterable[tuple[Space, Sequence[Metric]]]) -> api_p
 # What tensorboard.plugins.hparams.metadata and plugins.scalar.summary_v2 write, built here:
 # importing them loads tensorboard's TensorFlow stub (~0.1 s of every study's and worker's
 # start). tests/test_tb_summaries.py checks these records against theirs, byte for byte.
-EXPERIMENT_TAG = "_hparams_/experiment"
-SESSION_START_TAG = "_hparams_/session_start_info"
-SESSION_END_TAG = "_hparams_/session_end_info"
 _NULL_TENSOR = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=tensor_shape_pb2.TensorShapeProto(
     dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=0)]))
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(
